@@ -1,0 +1,139 @@
+"""Cross-entropy losses that ignore unknown labels.
+
+Training targets are (batch, 24) floats: values ≥ 0 are targets (1 present, 0 known absent, or a soft
+pseudo-label in between) and values < 0 (−1 by convention) are unknown, e.g. species nobody annotated in
+a partially labelled recording. Treating an unknown as absent would teach the model to suppress species
+that may well be calling, so these losses drop such labels instead of guessing them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+__all__ = ["MaskedBinaryCrossentropy", "MaskedCategoricalCrossentropy"]
+
+#: A backend tensor (tf.Tensor, jax.Array, torch.Tensor).
+Tensor = Any
+
+
+def _targets_and_mask(y_true: Tensor) -> tuple[Tensor, Tensor]:
+    """Split ``y_true`` into (targets with unknown labels set to 0, 0/1 mask of known labels).
+
+    Zeroing the unknowns keeps every downstream value finite, so multiplying by the mask removes them
+    from both the loss and its gradient.
+    """
+    known = y_true >= 0
+    return keras.ops.where(known, y_true, 0.0), keras.ops.cast(known, y_true.dtype)
+
+
+def _smoothed(targets: Tensor, label_smoothing: float, num_classes: Tensor | float) -> Tensor:
+    """Mix ``targets`` with the uniform distribution over ``num_classes`` (Keras' smoothing rule)."""
+    if not label_smoothing:
+        return targets
+    return targets * (1.0 - label_smoothing) + label_smoothing / num_classes
+
+
+class _MaskedLoss(keras.losses.Loss):
+    """Shared constructor and config of the masked losses: both take ``from_logits`` and smoothing."""
+
+    def __init__(
+        self,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        reduction: str | None = "sum_over_batch_size",
+        name: str | None = None,
+        dtype: str | None = None,
+    ) -> None:
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
+        self.from_logits = bool(from_logits)
+        self.label_smoothing = float(label_smoothing)
+
+    def get_config(self) -> dict:
+        """Return the constructor arguments, for saving a model that was compiled with this loss."""
+        return {
+            **super().get_config(),
+            "from_logits": self.from_logits,
+            "label_smoothing": self.label_smoothing,
+            "dtype": self.dtype,
+        }
+
+
+@keras.saving.register_keras_serializable(package="rfcx")
+class MaskedBinaryCrossentropy(_MaskedLoss):
+    """Per-label binary cross-entropy averaged over the known labels of each example.
+
+    The per-example loss is the mean over labels with ``y_true ≥ 0``, so an example with few known labels
+    is not down-weighted against a fully labelled one; an example with none contributes 0 (not NaN).
+    Without unknown labels it equals ``keras.losses.binary_crossentropy``. ``label_smoothing`` moves
+    each known target towards 0.5, as in Keras. Probabilities are clipped to [ε, 1 − ε] (Keras epsilon)
+    by ``keras.ops.binary_crossentropy`` on every backend, so saturated outputs give finite values.
+
+    Args:
+        from_logits: whether ``y_pred`` holds logits rather than sigmoid probabilities.
+        label_smoothing: in [0, 1]; 0 disables it.
+        reduction: Keras reduction over the per-example losses.
+        name: loss name.
+        dtype: dtype of the computation.
+    """
+
+    def __init__(
+        self,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "masked_binary_crossentropy",
+        dtype: str | None = None,
+    ) -> None:
+        super().__init__(from_logits, label_smoothing, reduction, name, dtype)
+
+    def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
+        """Return the (batch,) per-example loss for (batch, C) targets and predictions."""
+        targets, known = _targets_and_mask(y_true)
+        targets = _smoothed(targets, self.label_smoothing, 2.0)
+        per_label = keras.ops.binary_crossentropy(targets, y_pred, from_logits=self.from_logits)
+        n_known = keras.ops.sum(known, axis=-1)
+        return keras.ops.sum(per_label * known, axis=-1) / keras.ops.maximum(n_known, 1.0)
+
+
+@keras.saving.register_keras_serializable(package="rfcx")
+class MaskedCategoricalCrossentropy(_MaskedLoss):
+    """Categorical cross-entropy for a softmax head trained on multi-label windows.
+
+    Unknown labels become 0 and the remaining target mass of each row is normalised to 1, so a window
+    holding two species asks for half the probability on each rather than for an impossible 1 + 1.
+    Soft targets are normalised the same way, so only their relative sizes within a row matter. Rows
+    with no target mass (no positive) contribute 0, also when label smoothing is on. ``label_smoothing``
+    mixes the normalised target with the uniform distribution over the C classes, as in Keras.
+
+    Args:
+        from_logits: whether ``y_pred`` holds logits rather than softmax probabilities.
+        label_smoothing: in [0, 1]; 0 disables it.
+        reduction: Keras reduction over the per-example losses.
+        name: loss name.
+        dtype: dtype of the computation.
+    """
+
+    def __init__(
+        self,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "masked_categorical_crossentropy",
+        dtype: str | None = None,
+    ) -> None:
+        super().__init__(from_logits, label_smoothing, reduction, name, dtype)
+
+    def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
+        """Return the (batch,) per-example loss for (batch, C) targets and predictions."""
+        targets, _ = _targets_and_mask(y_true)
+        mass = keras.ops.sum(targets, axis=-1, keepdims=True)
+        distribution = targets / keras.ops.maximum(mass, keras.config.epsilon())
+        num_classes = keras.ops.cast(keras.ops.shape(targets)[-1], targets.dtype)
+        distribution = _smoothed(distribution, self.label_smoothing, num_classes)
+        per_row = keras.ops.categorical_crossentropy(distribution, y_pred, from_logits=self.from_logits)
+        has_positive = keras.ops.cast(mass[..., 0] > 0, per_row.dtype)
+        return per_row * has_positive

@@ -1,0 +1,64 @@
+"""Shared fixtures: a small hand-made dataset in the Kaggle layout (independent of the synthetic generator), made once
+per session and copied for tests that damage it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from rfcx.constants import BOX_COLUMNS, SAMPLE_RATE, SPECIES_COLUMNS
+
+TRAIN_IDS = ("aa0000001", "aa0000002", "aa0000003", "aa0000004")
+TEST_IDS = ("bb0000001", "bb0000002")
+
+
+def write_recording(path: Path, seconds: float = 60.0, rate: int = SAMPLE_RATE, channels: int = 1,
+                    seed: int = 0) -> None:
+    """A real 16-bit FLAC of quiet noise with a 2 kHz tone in the middle."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    audio = 0.01 * rng.standard_normal(n)
+    t = np.arange(n) / rate
+    audio += 0.2 * np.sin(2 * np.pi * 2000 * t) * ((t > seconds / 2 - 1) & (t < seconds / 2 + 1))
+    if channels > 1:
+        audio = np.stack([audio] * channels, axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, audio, rate, subtype="PCM_16", format="FLAC")
+
+
+def make_mini_dataset(root: Path) -> Path:
+    """Four train and two test recordings with a few boxes, valid in every respect."""
+    for index, rid in enumerate(TRAIN_IDS):
+        write_recording(root / "train" / f"{rid}.flac", seed=index)
+    for index, rid in enumerate(TEST_IDS):
+        write_recording(root / "test" / f"{rid}.flac", seed=10 + index)
+    tp = pd.DataFrame([
+        ("aa0000001", 3, 1, 29.0, 1500.0, 31.0, 2500.0),
+        ("aa0000002", 5, 1, 0.5, 1500.0, 2.0, 2500.0),
+        ("aa0000003", 3, 4, 57.0, 1000.0, 59.5, 3000.0),
+    ], columns=list(BOX_COLUMNS))
+    fp = pd.DataFrame([
+        ("aa0000004", 7, 1, 10.0, 5000.0, 12.0, 8000.0),
+        ("aa0000001", 9, 1, 30.0, 1500.0, 32.0, 2500.0),
+    ], columns=list(BOX_COLUMNS))
+    tp.to_csv(root / "train_tp.csv", index=False)
+    fp.to_csv(root / "train_fp.csv", index=False)
+    submission = pd.DataFrame({"recording_id": TEST_IDS, **{column: 0.0 for column in SPECIES_COLUMNS}})
+    submission.to_csv(root / "sample_submission.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mini_dataset_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_mini_dataset(tmp_path_factory.mktemp("mini") / "data")
+
+
+@pytest.fixture
+def mini_dataset(mini_dataset_template: Path, tmp_path: Path) -> Path:
+    """A private copy of the mini dataset that a test may damage."""
+    return Path(shutil.copytree(mini_dataset_template, tmp_path / "data"))
