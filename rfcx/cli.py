@@ -1,0 +1,101 @@
+"""The `rfcx` command line: the workflow's stages by hand, the synthetic data generator and the benchmarks.
+
+Most users run the whole pipeline with `snakemake`; these subcommands are for a single step (`rfcx synth`,
+`rfcx validate`, `rfcx train --fold K`) and for measurements (`rfcx bench-cache`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from rfcx.synth import generate_dataset
+
+    summary = generate_dataset(args.out, scale=args.scale, seed=args.seed, workers=args.workers,
+                               progress=not args.quiet)
+    print(summary)
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from rfcx.dataset import DatasetError, load_dataset
+
+    try:
+        dataset = load_dataset(args.data_dir, decode_audio=args.decode)
+    except DatasetError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"{args.data_dir}: valid: {len(dataset.train_ids)} train and {len(dataset.test_ids)} test recordings, "
+          f"{len(dataset.tp)} tp and {len(dataset.fp)} fp boxes")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from rfcx import stages
+    from rfcx.config import load_config
+
+    config = load_config(args.config)
+    data = Path(config["results_dir"]) / "data"
+    needed = [data / "windows.parquet", data / "waveforms.npy", data / "waveform_index.parquet"]
+    missing = [str(path) for path in needed if not path.exists()]
+    if missing:
+        print(f"missing {missing}: build them first with `snakemake {data}/waveforms.npy`", file=sys.stderr)
+        return 1
+    out_dir = args.out or Path(config["results_dir"]) / "models" / f"fold{args.fold}"
+    history = stages.train(*needed, out_dir, config=config, fold=args.fold)
+    print(history.tail(1).to_string(index=False))
+    return 0
+
+
+def _bench_cache(args: argparse.Namespace) -> int:
+    from rfcx.bench.cache_read import run
+
+    run(args.data_dir, batch_size=args.batch_size, repeats=args.repeats, work_dir=args.work_dir)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rfcx", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    synth = commands.add_parser("synth", help="write the synthetic dataset in the Kaggle layout")
+    synth.add_argument("--scale", default="demo", help="tiny | demo | hard | full")
+    synth.add_argument("--out", type=Path, required=True, help="folder to create")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    synth.add_argument("--quiet", action="store_true", help="no progress bar")
+    synth.set_defaults(run=_synth)
+
+    validate = commands.add_parser("validate", help="check a dataset folder and list every problem")
+    validate.add_argument("data_dir", type=Path)
+    validate.add_argument("--decode", action="store_true", help="also decode every recording fully")
+    validate.set_defaults(run=_validate)
+
+    train = commands.add_parser("train", help="train one fold on the workflow's windows and cache")
+    train.add_argument("--fold", type=int, required=True)
+    train.add_argument("--config", type=Path, default=Path("config.yaml"))
+    train.add_argument("--out", type=Path, default=None, help="default: <results_dir>/models/fold<K>")
+    train.set_defaults(run=_train)
+
+    bench = commands.add_parser("bench-cache", help="time a batch read from the waveform cache vs whole-FLAC decode")
+    bench.add_argument("data_dir", type=Path)
+    bench.add_argument("--batch-size", type=int, default=32)
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--work-dir", type=Path, default=None, help="where the cache is built (default: a temp dir)")
+    bench.set_defaults(run=_bench_cache)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""One function per workflow stage: read the stage's input files, call the library, write its outputs atomically.
+
+The Snakemake scripts and the `rfcx` command line both call these, so a stage behaves the same however it is run.
+Every function takes plain paths and config sections (what a Snakemake rule passes as input/params/output).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rfcx.constants import N_SPECIES, SPECIES_COLUMNS
+from rfcx.dataset import load_dataset
+from rfcx.io import write_csv, write_json, write_parquet
+
+
+def validate(data_dir: str | Path, summary_path: str | Path, *, decode_audio: bool = True) -> dict[str, Any]:
+    """Validate the dataset (raises DatasetError listing every problem) and write a summary of what it holds."""
+    dataset = load_dataset(data_dir, check_audio=True, decode_audio=decode_audio)
+    summary = {
+        "data_dir": str(Path(data_dir).resolve()),
+        "train_recordings": len(dataset.train_ids),
+        "test_recordings": len(dataset.test_ids),
+        "tp_boxes": len(dataset.tp),
+        "fp_boxes": len(dataset.fp),
+        "tp_boxes_per_species": {f"s{s}": int((dataset.tp.species_id == s).sum()) for s in range(N_SPECIES)},
+        "has_test_truth": dataset.test_truth is not None,
+    }
+    write_json(summary, summary_path)
+    return summary
+
+
+def split_folds(data_dir: str | Path, folds_path: str | Path, *, n_folds: int, seed: int) -> pd.DataFrame:
+    """Assign train recordings to folds and write folds.parquet (recording_id, fold)."""
+    from rfcx.folds import split_folds as assign
+
+    dataset = load_dataset(data_dir, check_audio=False)
+    folds = assign(dataset.tp, dataset.fp, n_folds, seed)
+    write_parquet(folds, folds_path)
+    return folds
+
+
+def crop_windows(data_dir: str | Path, folds_path: str | Path, windows_path: str | Path, *,
+                 windows: dict[str, Any], seed: int) -> pd.DataFrame:
+    """Cut training windows around the boxes and write windows.parquet (schema in rfcx.windows)."""
+    from rfcx.windows import crop_windows as crop
+
+    dataset = load_dataset(data_dir, check_audio=False)
+    table = crop(dataset.tp, dataset.fp, pd.read_parquet(folds_path), window_seconds=windows["window_seconds"],
+                 min_box_overlap=windows["min_box_overlap"], fp_window_fraction=windows["fp_window_fraction"],
+                 seed=seed)
+    write_parquet(table, windows_path)
+    return table
+
+
+def build_cache(data_dir: str | Path, windows_path: str | Path, cache_path: str | Path, index_path: str | Path, *,
+                margin_seconds: float, sample_rate: int) -> None:
+    """Decode every window once into the waveform cache (.npy) and write its index (.parquet)."""
+    from rfcx.cache import build_cache as build
+    from rfcx.dataset import recording_path
+
+    index = build(pd.read_parquet(windows_path), lambda rid: recording_path(Path(data_dir), "train", rid),
+                  cache_path, margin_seconds=margin_seconds, sample_rate=sample_rate)
+    write_parquet(index, index_path)
+
+
+def open_cache(cache_path: str | Path, index_path: str | Path, features: dict[str, Any], window_seconds: float):
+    """The waveform cache for reading windows of `window_seconds`."""
+    from rfcx.cache import WaveformCache
+    from rfcx.model import window_samples
+
+    return WaveformCache(Path(cache_path), pd.read_parquet(index_path), window_samples(features, window_seconds))
+
+
+def train(windows_path: str | Path, cache_path: str | Path, index_path: str | Path, out_dir: str | Path, *,
+          config: dict[str, Any], fold: int) -> pd.DataFrame:
+    """Train one fold; writes model.keras and history.csv into out_dir."""
+    from rfcx.train import train_fold
+
+    cache = open_cache(cache_path, index_path, config["features"], config["windows"]["window_seconds"])
+    return train_fold(pd.read_parquet(windows_path), cache, config, fold, out_dir)
+
+
+def predict_oof(model_path: str | Path, windows_path: str | Path, cache_path: str | Path, index_path: str | Path,
+                oof_path: str | Path, *, fold: int, features: dict[str, Any], window_seconds: float,
+                batch_size: int) -> pd.DataFrame:
+    """Score fold `fold`'s validation windows with that fold's model; write window, fold, truth t* and scores s*."""
+    from rfcx.predict import predict_cached_windows
+    from rfcx.train import load_detector
+    from rfcx.windows import label_matrix
+
+    windows = pd.read_parquet(windows_path)
+    held_out = windows[windows.fold == fold]
+    cache = open_cache(cache_path, index_path, features, window_seconds)
+    scores = predict_cached_windows(load_detector(model_path), cache, held_out.window_id.to_numpy(), batch_size)
+    oof = held_out[["window_id", "recording_id", "fold", "start", "end", "species_id"]].reset_index(drop=True)
+    truth = pd.DataFrame(label_matrix(held_out), columns=[f"t{s}" for s in range(N_SPECIES)])
+    oof = pd.concat([oof, truth, pd.DataFrame(scores, columns=list(SPECIES_COLUMNS))], axis=1)
+    write_parquet(oof, oof_path)
+    return oof
+
+
+def score_oof(oof_paths: list[str | Path], scores_path: str | Path, table_path: str | Path,
+              per_species_plot: str | Path) -> dict[str, Any]:
+    """OOF LWLRAP overall, per fold and per species: scores.json, a per-fold table (CSV) and a bar chart."""
+    from rfcx.plots import plot_per_species
+    from rfcx.scoring import score_oof as score
+
+    scores = score(pd.concat([pd.read_parquet(path) for path in oof_paths], ignore_index=True))
+    write_json(scores, scores_path)
+    table = pd.DataFrame({"fold": list(scores["per_fold"]) + ["all"],
+                          "lwlrap": list(scores["per_fold"].values()) + [scores["lwlrap"]]})
+    write_csv(table, table_path)
+    plot_per_species(scores, per_species_plot, title="Out-of-fold LWLRAP per species")
+    return scores
+
+
+def predict_test(model_path: str | Path, data_dir: str | Path, windows_out: str | Path, recordings_out: str | Path,
+                 *, features: dict[str, Any], window_seconds: float, predict: dict[str, Any]) -> pd.DataFrame:
+    """Sliding-window scores of every test recording with one fold's model: per window and pooled per recording."""
+    from tqdm import tqdm
+
+    from rfcx.predict import pool_recordings, predict_recordings
+    from rfcx.train import load_detector
+
+    dataset = load_dataset(data_dir, check_audio=False)
+    paths = {rid: dataset.test_path(rid) for rid in dataset.test_ids}
+    with tqdm(total=len(paths), desc="test recordings", unit="rec", file=sys.stderr) as bar:
+        per_window = predict_recordings(load_detector(model_path), paths, sample_rate=features["sample_rate"],
+                                        window_seconds=window_seconds, hop_seconds=predict["hop_seconds"],
+                                        batch_size=predict["batch_size"], progress=bar.update)
+    write_parquet(per_window, windows_out)
+    pooled = pool_recordings(per_window, predict["pooling"])
+    write_parquet(pooled, recordings_out)
+    return pooled
+
+
+def ensemble(fold_paths: list[str | Path], data_dir: str | Path, submission_path: str | Path,
+             test_scores_path: str | Path, *, method: str) -> pd.DataFrame:
+    """Ensemble the folds into submission.csv (checked against sample_submission), and score it when the dataset
+    has test_truth.csv (test_scores.json holds null otherwise)."""
+    from rfcx.scoring import score_submission
+    from rfcx.submission import ensemble as combine, make_submission
+
+    dataset = load_dataset(data_dir, check_audio=False)
+    combined = combine([pd.read_parquet(path) for path in fold_paths], method)
+    submission = make_submission(combined, dataset.sample_submission)
+    write_csv(submission, submission_path)
+    scores = score_submission(submission, dataset.test_truth) if dataset.test_truth is not None else None
+    write_json({"test": scores}, test_scores_path)
+    return submission
+
+
+
+def plot_training(history_paths: list[str | Path], figure_path: str | Path) -> None:
+    """Training curves (loss and LWLRAP, training and validation) of every fold in one figure."""
+    from rfcx.plots import plot_histories
+
+    histories = {int(Path(path).parent.name.removeprefix("fold")): pd.read_csv(path) for path in history_paths}
+    plot_histories(histories, figure_path)
+
+
+def augmentation_leaves(spec: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every single transform in an augmentation spec (inside OneOf/Compose too), forced on, to show each alone."""
+    leaves = []
+    for entry in spec:
+        if entry["type"] in ("OneOf", "Compose"):
+            leaves += augmentation_leaves(entry.get("transforms", []))
+        else:
+            leaves.append({**entry, "p": 1.0, "always_apply": True})
+    return leaves
+
+
+def plot_augmentations(windows_path: str | Path, cache_path: str | Path, index_path: str | Path,
+                       figure_path: str | Path, *, features: dict[str, Any], augment: list[dict[str, Any]],
+                       window_seconds: float, seed: int) -> None:
+    """The log-mel of one training window as the model sees it, and again after each configured augmentation."""
+    import numpy as np
+
+    from rfcx.augment import build_augmentations
+    from rfcx.features import mel_center_frequencies
+    from rfcx.model import build_front_end
+    from rfcx.plots import plot_mel_grid
+
+    cache = open_cache(cache_path, index_path, features, window_seconds)
+    waveform = cache.read(np.array([0]))
+    front_end = build_front_end(features)
+    mel_frequencies = mel_center_frequencies(features["n_mels"], features["fmin"], features["fmax"])
+    images = {"original": np.asarray(front_end(waveform))[0, :, :, 0]}
+    for leaf in augmentation_leaves(augment):
+        stages = build_augmentations([leaf], sample_rate=features["sample_rate"], mel_frequencies=mel_frequencies,
+                                     seed=seed)
+        audio = waveform
+        if stages.host is not None:
+            audio = stages.host(audio[0], np.random.default_rng(seed))[None].astype(np.float32)
+        if stages.waveform is not None:
+            audio = stages.waveform(audio, training=True)
+        image = front_end(audio)
+        if stages.spectrogram is not None:
+            image = stages.spectrogram(image, training=True)
+        label = leaf["type"] + "".join(f"\n{key}={value}" for key, value in leaf.items()
+                                       if key not in ("type", "p", "always_apply"))
+        images[label] = np.asarray(image)[0, :, :, 0]
+    plot_mel_grid(images, figure_path, title="One training window, log-mel (dB), with each augmentation alone")
+
+
+def summarise(submission_path: str | Path, oof_path: str | Path, test_path: str | Path, preview_path: str | Path,
+              summary_path: str | Path, preview_rows: int = 20) -> str:
+    """The first rows of the submission for the report, and a short text summary of the scores and outputs."""
+    import json
+
+    from rfcx.io import atomic_path
+
+    write_csv(pd.read_csv(submission_path).head(preview_rows).round(4), preview_path)
+    oof = json.loads(Path(oof_path).read_text())
+    test = json.loads(Path(test_path).read_text())["test"]
+    folds = ", ".join(f"fold {fold}: {score:.4f}" for fold, score in oof["per_fold"].items())
+    lines = [
+        f"OOF LWLRAP:  {oof['lwlrap']:.4f}  ({folds}; {oof['n']} windows)",
+        f"test LWLRAP: {test['lwlrap']:.4f}  ({test['n']} recordings)" if test else
+        "test LWLRAP: unknown (the dataset has no test_truth.csv)",
+        f"submission:  {Path(submission_path).resolve()}",
+    ]
+    text = "\n".join(lines) + "\n"
+    with atomic_path(summary_path) as partial:
+        partial.write_text(text)
+    return text

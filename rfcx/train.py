@@ -1,0 +1,173 @@
+"""Training one fold: fit on the other folds' windows, keep the checkpoint with the best validation LWLRAP.
+
+A run killed mid-way (pre-empted job, Ctrl-C) continues from its last finished epoch on the next call, through
+Keras' BackupAndRestore, and the best-checkpoint logic carries on from the best score already logged, so resuming
+never replaces a better model with a worse one. The backup folder is keyed by a fingerprint of the settings, so a run
+with changed settings starts afresh instead of resuming someone else's weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+
+from rfcx.augment import build_augmentations
+from rfcx.backend import backend_summary, choose_precision, make_deterministic
+from rfcx.cache import WaveformCache
+from rfcx.features import mel_center_frequencies
+from rfcx.loader import WindowBatches, window_targets
+from rfcx.losses import MaskedBinaryCrossentropy, MaskedCategoricalCrossentropy
+from rfcx.metrics import LWLRAP
+from rfcx.model import build_model, window_samples
+
+MONITOR = "val_lwlrap"
+#: Settings (config sections) that define a training run; their fingerprint names the resume backup.
+RUN_SECTIONS = ("seed", "windows", "features", "augment", "model", "train")
+
+
+@dataclass(frozen=True)
+class FoldPaths:
+    """Where a fold's training writes: the best model, the per-epoch history and the resume backup."""
+
+    out_dir: Path
+
+    @property
+    def model(self) -> Path:
+        return self.out_dir / "model.keras"
+
+    @property
+    def history(self) -> Path:
+        return self.out_dir / "history.csv"
+
+    @property
+    def best(self) -> Path:
+        return self.out_dir / "best-so-far.keras"
+
+    def backup(self, fingerprint: str) -> Path:
+        return self.out_dir / "backup" / fingerprint
+
+
+class BestCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint on the best val LWLRAP that starts from the best value already logged by an earlier,
+    interrupted attempt of the same run."""
+
+    def __init__(self, filepath: Path, initial_best: float | None):
+        super().__init__(str(filepath), monitor=MONITOR, mode="max", save_best_only=True, verbose=0)
+        if initial_best is not None and math.isfinite(initial_best):
+            self.best = initial_best
+
+
+def run_fingerprint(config: dict[str, Any], fold: int) -> str:
+    """Short hash of everything that defines this fold's run."""
+    settings = {name: config[name] for name in RUN_SECTIONS} | {"fold": fold}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def learning_rate(train: dict[str, Any], steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The configured schedule over the whole run: cosine with linear warm-up, step, or constant."""
+    peak = train["learning_rate"]
+    total = max(train["epochs"] * steps_per_epoch, 1)
+    if train["schedule"] == "constant":
+        return peak
+    if train["schedule"] == "step":
+        boundaries = [int(total * 0.6), int(total * 0.85)]
+        return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, [peak, peak * 0.1, peak * 0.01])
+    warmup = min(int(train["warmup_epochs"] * steps_per_epoch), total - 1)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=peak * 0.1 if warmup else peak, decay_steps=total - warmup, alpha=0.01,
+        warmup_target=peak if warmup else None, warmup_steps=warmup)
+
+
+def compile_model(model: keras.Model, config: dict[str, Any], steps_per_epoch: int) -> None:
+    """Adam, the masked loss matching the output (sigmoid: binary, softmax: categorical), LWLRAP as the metric."""
+    loss = MaskedBinaryCrossentropy() if config["model"]["output"] == "sigmoid" else MaskedCategoricalCrossentropy()
+    optimizer = keras.optimizers.Adam(learning_rate(config["train"], steps_per_epoch))
+    model.compile(optimizer=optimizer, loss=loss, metrics=[LWLRAP()])
+
+
+def best_logged(history: Path) -> float | None:
+    """Best val LWLRAP in an existing history file, if any."""
+    if not history.exists() or history.stat().st_size == 0:
+        return None
+    logged = pd.read_csv(history)
+    return float(logged[MONITOR].max()) if MONITOR in logged and len(logged) else None
+
+
+def fold_datasets(windows: pd.DataFrame, cache: WaveformCache, config: dict[str, Any], fold: int,
+                  host_transform=None) -> tuple[WindowBatches, WindowBatches]:
+    """Training batches (shuffled, jittered, other folds) and validation batches (fold `fold`, as is)."""
+    train_cfg = config["train"]
+    is_val = windows.fold.to_numpy() == fold
+    if not is_val.any() or is_val.all():
+        raise ValueError(f"fold {fold} leaves no training or no validation windows")
+    targets = window_targets(windows, train_cfg["unlabelled"])
+    validation_targets = window_targets(windows, "negative")
+    rate = config["features"]["sample_rate"]
+    jitter = int(min(train_cfg["random_crop_seconds"], config["windows"]["margin_seconds"]) * rate)
+    loader = {"workers": max(train_cfg["workers"], 1), "use_multiprocessing": False}
+    rows = windows.window_id.to_numpy()
+    train = WindowBatches(cache, rows[~is_val], targets[~is_val], train_cfg["batch_size"], shuffle=True,
+                          seed=config["seed"] + fold, jitter_samples=jitter, host_transform=host_transform,
+                          max_batches=train_cfg["steps_per_epoch"], **loader)
+    validation = WindowBatches(cache, rows[is_val], validation_targets[is_val], train_cfg["batch_size"], **loader)
+    return train, validation
+
+
+def train_fold(windows: pd.DataFrame, cache: WaveformCache, config: dict[str, Any], fold: int,
+               out_dir: str | Path, extra_callbacks: list[keras.callbacks.Callback] | None = None) -> pd.DataFrame:
+    """Train fold `fold`; write model.keras (best val LWLRAP) and history.csv into `out_dir`; return the history."""
+    paths = FoldPaths(Path(out_dir))
+    paths.out_dir.mkdir(parents=True, exist_ok=True)
+    make_deterministic(config["seed"] + fold)
+    keras.config.set_dtype_policy(choose_precision(config["train"]["mixed_precision"]))
+    print(f"training fold {fold}: {backend_summary()}, policy {keras.config.dtype_policy().name}", file=sys.stderr)
+    features = config["features"]
+    stages = build_augmentations(config["augment"], sample_rate=features["sample_rate"], seed=config["seed"] + fold,
+                                 mel_frequencies=mel_center_frequencies(features["n_mels"], features["fmin"],
+                                                                        features["fmax"]))
+    train, validation = fold_datasets(windows, cache, config, fold, stages.host)
+    model = build_model(features, config["model"], config["windows"]["window_seconds"], stages)
+    compile_model(model, config, len(train))
+
+    backup = paths.backup(run_fingerprint(config, fold))
+    resuming = (backup / "training_metadata.json").exists()
+    if resuming:
+        train.epoch = json.loads((backup / "training_metadata.json").read_text())["epoch"]
+        train.order = train._order_for(train.epoch)
+    else:
+        for stale in (paths.history, paths.best):
+            stale.unlink(missing_ok=True)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True),
+        BestCheckpoint(paths.best, best_logged(paths.history) if resuming else None),
+        keras.callbacks.CSVLogger(str(paths.history), append=resuming),
+        *(extra_callbacks or []),
+    ]
+    if config["train"]["early_stopping_patience"]:
+        callbacks.append(keras.callbacks.EarlyStopping(MONITOR, mode="max", restore_best_weights=False,
+                                                       patience=config["train"]["early_stopping_patience"]))
+    model.fit(train, validation_data=validation, epochs=config["train"]["epochs"], callbacks=callbacks,
+              verbose=1 if sys.stderr.isatty() else 2)
+    paths.best.replace(paths.model)
+    shutil.rmtree(paths.out_dir / "backup", ignore_errors=True)
+    return pd.read_csv(paths.history)
+
+
+def load_detector(path: str | Path) -> keras.Model:
+    """Load a saved detector without executing code from the file (safe_mode: no Lambda layers are allowed)."""
+    return keras.saving.load_model(str(path), safe_mode=True, compile=False)
+
+
+def seeded_rng(seed: int, *keys: int) -> np.random.Generator:
+    """A NumPy generator for (seed, keys), the way every seeded choice in rfcx derives its randomness."""
+    return np.random.default_rng([seed, *keys])

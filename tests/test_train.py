@@ -1,0 +1,128 @@
+"""Training a fold for real (a few steps of ResNet50 on the CPU): checkpoints, history, resumption, safe reloading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from rfcx.cache import WaveformCache
+from rfcx.config import load_config
+from rfcx.train import load_detector, run_fingerprint, train_fold
+
+RATE = 48_000
+WINDOW_SECONDS = 1.0
+MARGIN_SECONDS = 0.25
+
+
+def small_config(**train_overrides) -> dict:
+    """Defaults with a small input (1 s windows, 32x32 log-mel) so ResNet50 steps are quick on a CPU."""
+    return load_config(None, {
+        "windows": {"window_seconds": WINDOW_SECONDS, "margin_seconds": MARGIN_SECONDS},
+        "features": {"n_mels": 32, "frames": 32},
+        "model": {"dense_units": 64},
+        "augment": [{"type": "GaussianNoiseSNR", "p": 0.5, "min_snr": 5.0, "max_snr": 20.0},
+                    {"type": "TimeShift", "p": 0.5, "max_shift_seconds": 0.2, "padding": "zero"}],
+        "train": {"epochs": 2, "batch_size": 4, "steps_per_epoch": 2, "workers": 0, **train_overrides},
+        "folds": {"n_folds": 2},
+    })
+
+
+@pytest.fixture(scope="module")
+def windows_and_cache(tmp_path_factory) -> tuple[pd.DataFrame, WaveformCache]:
+    """16 windows in 2 folds: species k is a tone at a species-specific pitch, so the task is learnable."""
+    rng = np.random.default_rng(0)
+    span = int((WINDOW_SECONDS + 2 * MARGIN_SECONDS) * RATE)
+    t = np.arange(span) / RATE
+    species = np.arange(16) % 4
+    audio = 0.05 * rng.standard_normal((16, span)) + 0.5 * np.sin(2 * np.pi * (500 + 1500 * species[:, None]) * t)
+    path = tmp_path_factory.mktemp("cache") / "waveforms.npy"
+    np.save(path, (audio * 20000).astype(np.int16))
+    labels = np.zeros((16, 24), dtype=np.int8)
+    labels[np.arange(16), species] = 1
+    windows = pd.DataFrame({"window_id": np.arange(16), "recording_id": [f"r{i:02d}" for i in range(16)],
+                            "fold": np.arange(16) % 2, "start": 1.0, "end": 1.0 + WINDOW_SECONDS, "source": "tp",
+                            "species_id": species, "labels": list(labels), "negatives": list(np.zeros_like(labels))})
+    index = pd.DataFrame({"window_id": np.arange(16), "span_start": 0,
+                          "window_offset": int(MARGIN_SECONDS * RATE)})
+    return windows, WaveformCache(path, index, int(WINDOW_SECONDS * RATE))
+
+
+@pytest.fixture(scope="module")
+def trained(windows_and_cache, tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """Fold 0 trained once for 2 epochs of 2 steps (the real ResNet50, small input)."""
+    windows, cache = windows_and_cache
+    out_dir = tmp_path_factory.mktemp("fold0")
+    return out_dir, train_fold(windows, cache, small_config(), fold=0, out_dir=out_dir)
+
+
+def test_training_writes_the_best_model_and_a_history_and_the_model_reloads_safely(windows_and_cache, trained):
+    _, cache = windows_and_cache
+    out_dir, history = trained
+    assert list(history.epoch) == [0, 1]
+    assert {"loss", "lwlrap", "val_loss", "val_lwlrap"} <= set(history.columns)
+    assert sorted(p.name for p in out_dir.iterdir()) == ["history.csv", "model.keras"]  # no backup left behind
+    model = load_detector(out_dir / "model.keras")
+    batch = cache.read(np.arange(4))
+    scores = np.asarray(model.predict_on_batch(batch))
+    assert scores.shape == (4, 24) and np.all((scores >= 0) & (scores <= 1))
+    # inference is deterministic: no augmentation outside training
+    np.testing.assert_array_equal(scores, np.asarray(model.predict_on_batch(batch)))
+
+
+def test_a_saved_model_with_a_lambda_layer_is_refused(tmp_path):
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    model.save(tmp_path / "unsafe.keras")
+    with pytest.raises(ValueError, match="(?i)lambda|unsafe|safe_mode"):
+        load_detector(tmp_path / "unsafe.keras")
+
+
+class StopAtEpoch(keras.callbacks.Callback):
+    """Simulates a kill at the start of an epoch; records which epochs ran."""
+
+    def __init__(self, stop_at: int | None, ran: list[int]):
+        super().__init__()
+        self.stop_at, self.ran = stop_at, ran
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.stop_at:
+            raise KeyboardInterrupt("killed")
+        self.ran.append(epoch)
+
+
+def test_a_killed_run_resumes_at_the_next_epoch_with_the_same_best_checkpoint_logic(windows_and_cache, tmp_path):
+    windows, cache = windows_and_cache
+    config = small_config(epochs=3)
+    first: list[int] = []
+    with pytest.raises(KeyboardInterrupt):
+        train_fold(windows, cache, config, fold=1, out_dir=tmp_path, extra_callbacks=[StopAtEpoch(1, first)])
+    assert first == [0]
+    assert (tmp_path / "backup" / run_fingerprint(config, 1) / "training_metadata.json").exists()
+    assert len(pd.read_csv(tmp_path / "history.csv")) == 1
+    best_after_epoch_0 = pd.read_csv(tmp_path / "history.csv").val_lwlrap.max()
+
+    second: list[int] = []
+    history = train_fold(windows, cache, config, fold=1, out_dir=tmp_path, extra_callbacks=[StopAtEpoch(None, second)])
+    assert second == [1, 2]                       # continued, did not start over
+    assert list(history.epoch) == [0, 1, 2]       # one history across both attempts
+    assert history.val_lwlrap.max() >= best_after_epoch_0
+    assert (tmp_path / "model.keras").exists() and not (tmp_path / "backup").exists()
+
+
+def test_changed_settings_get_their_own_backup_so_they_never_resume_an_old_run() -> None:
+    base = small_config()
+    assert run_fingerprint(base, 0) == run_fingerprint(small_config(), 0)
+    assert run_fingerprint(base, 0) != run_fingerprint(base, 1)
+    assert run_fingerprint(base, 0) != run_fingerprint(small_config(learning_rate=0.0005), 0)
+    assert run_fingerprint(base, 0) != run_fingerprint(load_config(None, {**base, "seed": 1}), 0)
+
+
+def test_the_same_seed_trains_to_the_same_scores_on_the_cpu(windows_and_cache, trained, tmp_path):
+    windows, cache = windows_and_cache
+    _, first = trained
+    second = train_fold(windows, cache, small_config(), fold=0, out_dir=tmp_path)
+    pd.testing.assert_frame_equal(first, second)

@@ -1,0 +1,67 @@
+# Config validation, paths and input functions shared by every stage.
+import os
+from pathlib import Path
+
+from snakemake.utils import validate
+
+
+validate(config, "../schemas/config.schema.yaml")
+
+# Scripts import the rfcx package from this checkout even when it is not pip-installed.
+REPO = Path(workflow.basedir)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+
+SYNTHETIC = config["data_dir"] == "synthetic"
+DATA = (
+    f"{config['synth']['root']}/{config['synth']['scale']}-seed{config['synth']['seed']}"
+    if SYNTHETIC
+    else config["data_dir"]
+)
+RESULTS = config["results_dir"]
+FOLDS = list(range(config["folds"]["n_folds"]))
+GPU = 1 if config["resources"]["gpu"] else 0
+CSV_FILES = ["train_tp.csv", "train_fp.csv", "sample_submission.csv"]
+
+
+wildcard_constraints:
+    fold=r"\d+",
+
+
+def dataset_csvs():
+    """The dataset's tables, the inputs that define its content."""
+    return [f"{DATA}/{name}" for name in CSV_FILES]
+
+
+def dataset_recordings():
+    """Every FLAC present now, so that replacing one re-runs validation (none yet when synth will make them)."""
+    return sorted(str(path) for path in Path(DATA).glob("t*/*.flac"))
+
+
+def code(*modules):
+    """Source files of rfcx modules (a module may be a package folder) a rule depends on: editing one re-runs the
+    rule, since Snakemake does not track what a script imports."""
+    files = []
+    for module in modules:
+        package = REPO / "rfcx" / module
+        files += sorted(map(str, package.glob("*.py"))) if package.is_dir() else [f"{package}.py"]
+    return files
+
+
+MODEL_CODE = ["model", "features", "augment", "losses", "metrics", "loader", "cache", "train", "backend"]
+
+
+def run_settings():
+    """The config sections that define a training run (what re-runs training when changed)."""
+    return {name: config[name] for name in ("seed", "windows", "features", "augment", "model", "train")}
+
+
+def final_outputs():
+    return [
+        f"{RESULTS}/submission.csv",
+        f"{RESULTS}/scores/oof.json",
+        f"{RESULTS}/scores/test.json",
+        f"{RESULTS}/report/training_curves.png",
+        f"{RESULTS}/report/augmentations.png",
+        f"{RESULTS}/report/submission_preview.csv",
+        f"{RESULTS}/summary.txt",
+    ]

@@ -1,0 +1,87 @@
+# Data: (synthetic dataset) -> validation -> folds -> windows -> waveform cache.
+
+if SYNTHETIC:
+
+    rule synth:
+        output:
+            multiext(f"{DATA}/", *CSV_FILES, "test_truth.csv"),
+        params:
+            scale=config["synth"]["scale"],
+            seed=config["synth"]["seed"],
+            out_dir=DATA,
+        log:
+            "logs/synth.log",
+        threads: workflow.cores
+        script:
+            "../scripts/synth.py"
+
+
+rule validate:
+    input:
+        csvs=dataset_csvs(),
+        recordings=dataset_recordings(),
+        code=code("dataset", "audio"),
+    output:
+        f"{RESULTS}/data/validated.json",
+    params:
+        data_dir=DATA,
+        decode_audio=config["validation"]["decode_audio"],
+    log:
+        "logs/validate.log",
+    threads: workflow.cores
+    script:
+        "../scripts/validate.py"
+
+
+rule split_folds:
+    input:
+        validated=rules.validate.output[0],
+        csvs=dataset_csvs(),
+        code=code("folds"),
+    output:
+        f"{RESULTS}/data/folds.parquet",
+    params:
+        data_dir=DATA,
+        n_folds=config["folds"]["n_folds"],
+        seed=config["seed"],
+    log:
+        "logs/split_folds.log",
+    script:
+        "../scripts/split_folds.py"
+
+
+rule crop_windows:
+    input:
+        folds=rules.split_folds.output[0],
+        csvs=dataset_csvs(),
+        code=code("windows"),
+    output:
+        f"{RESULTS}/data/windows.parquet",
+    params:
+        data_dir=DATA,
+        windows=config["windows"],
+        seed=config["seed"],
+    log:
+        "logs/crop_windows.log",
+    script:
+        "../scripts/crop_windows.py"
+
+
+rule cache_waveforms:
+    input:
+        windows=rules.crop_windows.output[0],
+        code=code("cache", "audio"),
+    output:
+        cache=f"{RESULTS}/data/waveforms.npy",
+        index=f"{RESULTS}/data/waveform_index.parquet",
+    params:
+        data_dir=DATA,
+        margin_seconds=config["windows"]["margin_seconds"],
+        sample_rate=config["features"]["sample_rate"],
+    log:
+        "logs/cache_waveforms.log",
+    threads: 4
+    benchmark:
+        f"{RESULTS}/benchmarks/cache_waveforms.tsv"
+    script:
+        "../scripts/cache_waveforms.py"

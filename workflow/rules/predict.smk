@@ -1,0 +1,87 @@
+# Prediction and scoring: out-of-fold windows, test recordings, fold ensemble, submission.
+
+
+rule predict_oof:
+    input:
+        model=rules.train.output.model,
+        windows=rules.crop_windows.output[0],
+        cache=rules.cache_waveforms.output.cache,
+        index=rules.cache_waveforms.output.index,
+        code=code("predict", "cache"),
+    output:
+        f"{RESULTS}/oof/fold{{fold}}.parquet",
+    params:
+        features=config["features"],
+        window_seconds=config["windows"]["window_seconds"],
+        batch_size=config["predict"]["batch_size"],
+    resources:
+        gpu=GPU,
+    threads: 4
+    log:
+        "logs/predict_oof/fold{fold}.log",
+    script:
+        "../scripts/predict_oof.py"
+
+
+rule score_oof:
+    input:
+        oof=expand(f"{RESULTS}/oof/fold{{fold}}.parquet", fold=FOLDS),
+        code=code("scoring", "metrics"),
+    output:
+        scores=f"{RESULTS}/scores/oof.json",
+        table=report(
+            f"{RESULTS}/scores/oof_per_fold.csv",
+            caption="../report/oof_table.rst",
+            category="Scores",
+            labels={"table": "OOF LWLRAP per fold"},
+        ),
+        per_species=report(
+            f"{RESULTS}/report/oof_per_species.png",
+            caption="../report/oof_per_species.rst",
+            category="Scores",
+            labels={"figure": "OOF LWLRAP per species"},
+        ),
+    log:
+        "logs/score_oof.log",
+    script:
+        "../scripts/score_oof.py"
+
+
+rule predict_test:
+    input:
+        model=rules.train.output.model,
+        validated=rules.validate.output[0],
+        code=code("predict"),
+    output:
+        windows=f"{RESULTS}/test/fold{{fold}}_windows.parquet",
+        recordings=f"{RESULTS}/test/fold{{fold}}.parquet",
+    params:
+        data_dir=DATA,
+        features=config["features"],
+        window_seconds=config["windows"]["window_seconds"],
+        predict=config["predict"],
+    resources:
+        gpu=GPU,
+    threads: 4
+    log:
+        "logs/predict_test/fold{fold}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/predict_test/fold{{fold}}.tsv"
+    script:
+        "../scripts/predict_test.py"
+
+
+rule ensemble:
+    input:
+        folds=expand(f"{RESULTS}/test/fold{{fold}}.parquet", fold=FOLDS),
+        code=code("submission", "scoring"),
+    output:
+        submission=f"{RESULTS}/submission.csv",
+        scores=f"{RESULTS}/scores/test.json",
+    params:
+        data_dir=DATA,
+        method=config["ensemble"]["method"],
+    log:
+        "logs/ensemble.log",
+    script:
+        "../scripts/ensemble.py"

@@ -1,0 +1,65 @@
+# Figures and tables for `snakemake --report`, and the one-screen summary.
+
+
+rule plot_training:
+    input:
+        histories=expand(f"{RESULTS}/models/fold{{fold}}/history.csv", fold=FOLDS),
+    output:
+        report(
+            f"{RESULTS}/report/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Training",
+            labels={"figure": "training curves"},
+        ),
+    log:
+        "logs/plot_training.log",
+    script:
+        "../scripts/plot_training.py"
+
+
+rule plot_augmentations:
+    input:
+        windows=rules.crop_windows.output[0],
+        cache=rules.cache_waveforms.output.cache,
+        index=rules.cache_waveforms.output.index,
+        code=code("augment", "features", "plots"),
+    output:
+        report(
+            f"{RESULTS}/report/augmentations.png",
+            caption="../report/augmentations.rst",
+            category="Training",
+            labels={"figure": "augmentation examples"},
+        ),
+    params:
+        features=config["features"],
+        augment=config["augment"],
+        window_seconds=config["windows"]["window_seconds"],
+        seed=config["seed"],
+    log:
+        "logs/plot_augmentations.log",
+    script:
+        "../scripts/plot_augmentations.py"
+
+
+rule summarise:
+    input:
+        submission=rules.ensemble.output.submission,
+        oof=rules.score_oof.output.scores,
+        test=rules.ensemble.output.scores,
+    output:
+        preview=report(
+            f"{RESULTS}/report/submission_preview.csv",
+            caption="../report/submission_preview.rst",
+            category="Submission",
+            labels={"table": "submission preview"},
+        ),
+        summary=report(
+            f"{RESULTS}/summary.txt",
+            caption="../report/summary.rst",
+            category="Scores",
+            labels={"table": "summary"},
+        ),
+    log:
+        "logs/summarise.log",
+    script:
+        "../scripts/summarise.py"

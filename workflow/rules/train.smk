@@ -1,0 +1,23 @@
+# Training: one job per fold, on the GPU when the config asks for one.
+
+
+rule train:
+    input:
+        windows=rules.crop_windows.output[0],
+        cache=rules.cache_waveforms.output.cache,
+        index=rules.cache_waveforms.output.index,
+        code=code(*MODEL_CODE),
+    output:
+        model=f"{RESULTS}/models/fold{{fold}}/model.keras",
+        history=f"{RESULTS}/models/fold{{fold}}/history.csv",
+    params:
+        run=run_settings(),
+    resources:
+        gpu=GPU,
+    threads: 8
+    log:
+        "logs/train/fold{fold}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/fold{{fold}}.tsv"
+    script:
+        "../scripts/train.py"

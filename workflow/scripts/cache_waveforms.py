@@ -1,0 +1,8 @@
+"""Snakemake script: decode every training window once into the waveform cache."""
+from rfcx import stages
+from rfcx.runlog import logged
+
+with logged(snakemake.log[0], threads=snakemake.threads):
+    stages.build_cache(snakemake.params.data_dir, snakemake.input.windows, snakemake.output.cache,
+                       snakemake.output.index, margin_seconds=snakemake.params.margin_seconds,
+                       sample_rate=snakemake.params.sample_rate)
