@@ -1,5 +1,4 @@
 # Config validation, paths and input functions shared by every stage.
-import os
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -7,9 +6,7 @@ from snakemake.utils import validate
 
 validate(config, "../schemas/config.schema.yaml")
 
-# Scripts import the rfcx package from this checkout even when it is not pip-installed.
 REPO = Path(workflow.basedir)
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
 
 SYNTHETIC = config["data_dir"] == "synthetic"
 DATA = (
@@ -38,8 +35,8 @@ def dataset_recordings():
 
 
 def code(*modules):
-    """Source files of rfcx modules (a module may be a package folder) a rule depends on: editing one re-runs the
-    rule, since Snakemake does not track what a script imports."""
+    """Source files of the rfcx modules (or package folders) that a step uses. Listed as inputs so that editing one
+    re-runs the step, since Snakemake does not track what a script imports."""
     files = []
     for module in modules:
         package = REPO / "rfcx" / module

@@ -8,7 +8,8 @@ if SYNTHETIC:
         params:
             scale=config["synth"]["scale"],
             seed=config["synth"]["seed"],
-            out_dir=DATA,
+        conda:
+            "../envs/rfcx.yaml"
         log:
             "logs/synth.log",
         threads: workflow.cores
@@ -24,8 +25,9 @@ rule validate:
     output:
         f"{RESULTS}/data/validated.json",
     params:
-        data_dir=DATA,
         decode_audio=config["validation"]["decode_audio"],
+    conda:
+        "../envs/rfcx.yaml"
     log:
         "logs/validate.log",
     threads: workflow.cores
@@ -41,9 +43,10 @@ rule split_folds:
     output:
         f"{RESULTS}/data/folds.parquet",
     params:
-        data_dir=DATA,
         n_folds=config["folds"]["n_folds"],
         seed=config["seed"],
+    conda:
+        "../envs/rfcx.yaml"
     log:
         "logs/split_folds.log",
     script:
@@ -58,9 +61,10 @@ rule crop_windows:
     output:
         f"{RESULTS}/data/windows.parquet",
     params:
-        data_dir=DATA,
         windows=config["windows"],
         seed=config["seed"],
+    conda:
+        "../envs/rfcx.yaml"
     log:
         "logs/crop_windows.log",
     script:
@@ -70,14 +74,16 @@ rule crop_windows:
 rule cache_waveforms:
     input:
         windows=rules.crop_windows.output[0],
+        csvs=dataset_csvs(),
         code=code("cache", "audio"),
     output:
         cache=f"{RESULTS}/data/waveforms.npy",
         index=f"{RESULTS}/data/waveform_index.parquet",
     params:
-        data_dir=DATA,
         margin_seconds=config["windows"]["margin_seconds"],
         sample_rate=config["features"]["sample_rate"],
+    conda:
+        "../envs/rfcx.yaml"
     log:
         "logs/cache_waveforms.log",
     threads: 4

@@ -17,6 +17,8 @@ rule predict_oof:
     resources:
         gpu=GPU,
     threads: 4
+    conda:
+        "../envs/rfcx.yaml"
     log:
         "logs/predict_oof/fold{fold}.log",
     script:
@@ -41,6 +43,8 @@ rule score_oof:
             category="Scores",
             labels={"figure": "OOF LWLRAP per species"},
         ),
+    conda:
+        "../envs/rfcx.yaml"
     log:
         "logs/score_oof.log",
     script:
@@ -51,18 +55,20 @@ rule predict_test:
     input:
         model=rules.train.output.model,
         validated=rules.validate.output[0],
+        csvs=dataset_csvs(),
         code=code("predict"),
     output:
         windows=f"{RESULTS}/test/fold{{fold}}_windows.parquet",
         recordings=f"{RESULTS}/test/fold{{fold}}.parquet",
     params:
-        data_dir=DATA,
         features=config["features"],
         window_seconds=config["windows"]["window_seconds"],
         predict=config["predict"],
     resources:
         gpu=GPU,
     threads: 4
+    conda:
+        "../envs/rfcx.yaml"
     log:
         "logs/predict_test/fold{fold}.log",
     benchmark:
@@ -74,13 +80,15 @@ rule predict_test:
 rule ensemble:
     input:
         folds=expand(f"{RESULTS}/test/fold{{fold}}.parquet", fold=FOLDS),
+        csvs=dataset_csvs(),
         code=code("submission", "scoring"),
     output:
         submission=f"{RESULTS}/submission.csv",
         scores=f"{RESULTS}/scores/test.json",
     params:
-        data_dir=DATA,
         method=config["ensemble"]["method"],
+    conda:
+        "../envs/rfcx.yaml"
     log:
         "logs/ensemble.log",
     script:

@@ -11,6 +11,8 @@ rule plot_training:
             category="Training",
             labels={"figure": "training curves"},
         ),
+    conda:
+        "../envs/rfcx.yaml"
     log:
         "logs/plot_training.log",
     script:
@@ -35,6 +37,8 @@ rule plot_augmentations:
         augment=config["augment"],
         window_seconds=config["windows"]["window_seconds"],
         seed=config["seed"],
+    conda:
+        "../envs/rfcx.yaml"
     log:
         "logs/plot_augmentations.log",
     script:
@@ -59,6 +63,8 @@ rule summarise:
             category="Scores",
             labels={"table": "summary"},
         ),
+    conda:
+        "../envs/rfcx.yaml"
     log:
         "logs/summarise.log",
     script:

@@ -15,6 +15,8 @@ rule train:
     resources:
         gpu=GPU,
     threads: 8
+    conda:
+        "../envs/rfcx.yaml"
     log:
         "logs/train/fold{fold}.log",
     benchmark:

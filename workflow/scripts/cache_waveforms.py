@@ -1,8 +1,8 @@
 """Snakemake script: decode every training window once into the waveform cache."""
 from rfcx import stages
-from rfcx.runlog import logged
+from rfcx.runlog import data_dir, logged
 
 with logged(snakemake.log[0], threads=snakemake.threads):
-    stages.build_cache(snakemake.params.data_dir, snakemake.input.windows, snakemake.output.cache,
+    stages.build_cache(data_dir(snakemake), snakemake.input.windows, snakemake.output.cache,
                        snakemake.output.index, margin_seconds=snakemake.params.margin_seconds,
                        sample_rate=snakemake.params.sample_rate)

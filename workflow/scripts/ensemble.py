@@ -1,7 +1,7 @@
 """Snakemake script: ensemble the folds into the submission and score it when truth is known."""
 from rfcx import stages
-from rfcx.runlog import logged
+from rfcx.runlog import data_dir, logged
 
 with logged(snakemake.log[0]):
-    stages.ensemble(snakemake.input.folds, snakemake.params.data_dir, snakemake.output.submission,
+    stages.ensemble(snakemake.input.folds, data_dir(snakemake), snakemake.output.submission,
                     snakemake.output.scores, method=snakemake.params.method)

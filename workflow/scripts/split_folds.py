@@ -1,7 +1,7 @@
 """Snakemake script: assign train recordings to folds."""
 from rfcx import stages
-from rfcx.runlog import logged
+from rfcx.runlog import data_dir, logged
 
 with logged(snakemake.log[0]):
-    stages.split_folds(snakemake.params.data_dir, snakemake.output[0], n_folds=snakemake.params.n_folds,
+    stages.split_folds(data_dir(snakemake), snakemake.output[0], n_folds=snakemake.params.n_folds,
                        seed=snakemake.params.seed)

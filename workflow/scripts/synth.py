@@ -1,7 +1,9 @@
 """Snakemake script: generate the embedded synthetic dataset."""
+from pathlib import Path
+
 from rfcx.runlog import logged
 from rfcx.synth import generate_dataset
 
 with logged(snakemake.log[0]):
-    generate_dataset(snakemake.params.out_dir, scale=snakemake.params.scale, seed=snakemake.params.seed,
+    generate_dataset(Path(snakemake.output[0]).parent, scale=snakemake.params.scale, seed=snakemake.params.seed,
                      workers=snakemake.threads, progress=False)

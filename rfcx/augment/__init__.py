@@ -1,0 +1,28 @@
+"""Training-time augmentations: batched Keras 3 layers (waveform and spectrogram stages), the per-clip
+numpy reference recipe (``reference``), and ``build_augmentations`` that turns the config list into stages.
+
+Importing this package registers every layer with Keras serialization (package "rfcx"), which a saved
+model needs to reload with ``safe_mode=True`` and no custom_objects.
+"""
+
+from rfcx.augment.build import AUGMENT_SCHEMA, TRANSFORMS, AugmentationStages, build_augmentations
+from rfcx.augment.compose import Compose, OneOf, RandomTransform
+from rfcx.augment.spectrogram import MelPitchShift, SpecAugment
+from rfcx.augment.waveform import GaussianNoiseSNR, PinkNoiseSNR, SNRNoise, TimeShift, VolumeControl
+
+__all__ = [
+    "AUGMENT_SCHEMA",
+    "TRANSFORMS",
+    "AugmentationStages",
+    "Compose",
+    "GaussianNoiseSNR",
+    "MelPitchShift",
+    "OneOf",
+    "PinkNoiseSNR",
+    "RandomTransform",
+    "SNRNoise",
+    "SpecAugment",
+    "TimeShift",
+    "VolumeControl",
+    "build_augmentations",
+]

@@ -1,0 +1,134 @@
+"""The Snakemake workflow for real, end to end on the tiny synthetic dataset in a temporary folder: every output,
+a valid submission, nothing to do on a second call, the right stages re-run after a change, and bad data stopping
+the run at validation without touching earlier results."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from rfcx.constants import SUBMISSION_COLUMNS
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+TINY = {
+    "data_dir": "synthetic",
+    "synth": {"scale": "tiny", "seed": 0},
+    "folds": {"n_folds": 2},
+    "features": {"n_mels": 32, "frames": 32},
+    "model": {"dense_units": 64},
+    "train": {"epochs": 1, "batch_size": 4, "steps_per_epoch": 2, "workers": 1},
+    "predict": {"batch_size": 16},
+}
+OUTPUTS = [
+    "results/submission.csv", "results/scores/oof.json", "results/scores/test.json",
+    "results/scores/oof_per_fold.csv", "results/report/oof_per_species.png", "results/report/training_curves.png",
+    "results/report/augmentations.png", "results/report/submission_preview.csv", "results/summary.txt",
+    "results/models/fold0/model.keras", "results/models/fold1/history.csv", "results/oof/fold1.parquet",
+    "results/test/fold0_windows.parquet", "results/data/folds.parquet", "results/data/windows.parquet",
+    "results/data/waveforms.npy", "logs/train/fold0.log",
+]
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([*SNAKEMAKE, "--cores", "2", *args], cwd=workdir, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def planned_rules(workdir: Path, *args: str) -> set[str]:
+    """Rules a dry run would execute."""
+    out = snakemake(workdir, "-n", "--quiet", "rules", *args).stdout
+    table = out.split("job", 1)[1] if "job" in out else ""
+    return {line.split()[0] for line in table.splitlines()[2:] if line.split() and line.split()[0] not in ("total",)}
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A copy of the workflow (so edits in tests stay private) run to the end on the tiny dataset."""
+    workdir = tmp_path_factory.mktemp("workflow")
+    for item in ("Snakefile", "workflow", "rfcx", "profiles"):
+        source = REPO / item
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / item)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(TINY))
+    snakemake(workdir)
+    return workdir
+
+
+def test_the_workflow_makes_every_output_and_a_valid_submission(finished_run: Path) -> None:
+    for output in OUTPUTS:
+        assert (finished_run / output).exists(), output
+    data = finished_run / "data" / "synthetic" / "tiny-seed0"
+    submission = pd.read_csv(finished_run / "results/submission.csv")
+    sample = pd.read_csv(data / "sample_submission.csv")
+    assert tuple(submission.columns) == SUBMISSION_COLUMNS
+    assert list(submission.recording_id) == list(sample.recording_id)
+    assert submission.iloc[:, 1:].notna().all().all()
+    oof = json.loads((finished_run / "results/scores/oof.json").read_text())
+    test = json.loads((finished_run / "results/scores/test.json").read_text())["test"]
+    assert 0 < oof["lwlrap"] <= 1 and set(oof["per_fold"]) == {"0", "1"}
+    assert 0 < test["lwlrap"] <= 1 and test["n"] == len(sample)
+    assert "OOF LWLRAP" in (finished_run / "results/summary.txt").read_text()
+
+
+def test_a_second_call_has_nothing_to_do(finished_run: Path) -> None:
+    result = snakemake(finished_run)
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_changing_a_training_parameter_reruns_training_and_what_follows_only(finished_run: Path) -> None:
+    rules = planned_rules(finished_run, "--config", "train={'learning_rate': 0.0005}")
+    assert {"train", "predict_oof", "predict_test", "score_oof", "ensemble"} <= rules
+    assert not rules & {"synth", "validate", "split_folds", "crop_windows", "cache_waveforms"}
+
+
+def test_changing_the_window_length_reruns_from_the_windows_on(finished_run: Path) -> None:
+    rules = planned_rules(finished_run, "--config", "windows={'window_seconds': 8.0}")
+    assert {"crop_windows", "cache_waveforms", "train", "predict_oof", "predict_test", "ensemble"} <= rules
+    assert not rules & {"synth", "validate", "split_folds"}
+
+
+def test_editing_a_script_or_the_model_code_reruns_its_rule(finished_run: Path) -> None:
+    script = finished_run / "workflow" / "scripts" / "score_oof.py"
+    script.write_text(script.read_text() + "\n# edited\n")
+    assert planned_rules(finished_run) == {"score_oof", "summarise", "all"}
+    snakemake(finished_run)  # bring it up to date again
+    model_code = finished_run / "rfcx" / "model.py"
+    model_code.write_text(model_code.read_text() + "\n# edited\n")
+    rules = planned_rules(finished_run)
+    assert "train" in rules and not rules & {"split_folds", "crop_windows", "cache_waveforms"}
+    model_code.write_text(model_code.read_text().removesuffix("\n# edited\n"))
+    snakemake(finished_run, "--touch")
+
+
+def test_a_corrupt_flac_stops_the_run_at_validation_and_keeps_earlier_results(finished_run: Path) -> None:
+    before = tree_digest(finished_run / "results")
+    flac = sorted((finished_run / "data" / "synthetic" / "tiny-seed0" / "train").glob("*.flac"))[0]
+    original = flac.read_bytes()
+    try:
+        flac.write_bytes(b"fLaC" + b"\x00not audio" * 50)
+        result = snakemake(finished_run, check=False)
+        assert result.returncode != 0
+        console = result.stdout + result.stderr
+        assert flac.name in console and "validate" in console
+        after = tree_digest(finished_run / "results")
+        # the validation record is re-made by the failed check; every result of the earlier run is untouched
+        before.pop("data/validated.json")
+        after.pop("data/validated.json", None)
+        assert after == before
+    finally:
+        flac.write_bytes(original)
