@@ -197,3 +197,25 @@ class MinMaxScale(keras.layers.Layer):
         config = super().get_config()
         config.update(epsilon=self.epsilon)
         return config
+
+
+@keras.saving.register_keras_serializable(package="rfcx")
+class FrequencyChannel(keras.layers.Layer):
+    """Append a channel holding each row's mel-band position in [0, 1] (0 = lowest band).
+
+    A convolutional backbone with global pooling is blind to where in frequency a pattern sits, yet species
+    differ by band as much as by shape; this coordinate channel lets the network use absolute frequency.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", FRONT_END_DTYPE)
+        super().__init__(**kwargs)
+
+    def call(self, inputs: Any) -> Any:
+        n_mels = inputs.shape[1]
+        ramp = ops.reshape(ops.linspace(0.0, 1.0, n_mels), (1, n_mels, 1, 1))
+        ramp = ops.broadcast_to(ops.cast(ramp, inputs.dtype), ops.shape(inputs))
+        return ops.concatenate([inputs, ramp], axis=-1)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (*input_shape[:-1], input_shape[-1] + 1)

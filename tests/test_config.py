@@ -1,0 +1,59 @@
+"""The configuration: one schema with a default for every option; shipped configs validate; pins agree."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rfcx.config import SCHEMA_PATH, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def all_properties(schema: dict, path: str = ""):
+    for name, sub in schema.get("properties", {}).items():
+        yield f"{path}{name}", sub
+        yield from all_properties(sub, f"{path}{name}.")
+
+
+def test_every_option_has_a_default_and_a_description() -> None:
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    for name, sub in all_properties(schema):
+        if name.startswith("augment."):
+            continue  # the items of the augmentation list are described by rfcx.augment
+        assert "default" in sub, name
+        assert "description" in sub or sub.get("type") == "object", name
+
+
+@pytest.mark.parametrize("path", ["config.yaml", *sorted(str(p.relative_to(REPO)) for p in (REPO / "config").glob("*.yaml"))])
+def test_the_shipped_configs_validate(path: str) -> None:
+    config = load_config(REPO / path)
+    assert config["folds"]["n_folds"] >= 2
+
+
+def test_an_unknown_or_wrong_option_is_named() -> None:
+    with pytest.raises(ValueError, match="train: Additional properties.*epoch"):
+        load_config(None, {"train": {"epoch": 3}})
+    with pytest.raises(ValueError, match="folds.n_folds"):
+        load_config(None, {"folds": {"n_folds": 1}})
+
+
+def test_defaults_fill_every_section() -> None:
+    config = load_config(None)
+    assert config["features"]["n_fft"] == 2048 and config["features"]["hop_length"] == 512
+    assert config["features"]["fmin"] == 84.0 and config["features"]["fmax"] == 15056.0
+    assert config["augment"] == load_config(REPO / "config.yaml")["augment"]
+
+
+def pins(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^\s*(?:-\s+)?([A-Za-z0-9_.\-\[\]]+)==([^\s#]+)", text, flags=re.M))
+
+
+def test_environment_yml_and_requirements_pin_the_same_versions() -> None:
+    required = pins((REPO / "requirements.txt").read_text())
+    assert pins((REPO / "environment.yml").read_text()) == required
+    rule_env = pins((REPO / "workflow/envs/rfcx.yaml").read_text())
+    assert rule_env == {name: version for name, version in required.items() if name != "pytest"}

@@ -1,0 +1,70 @@
+"""Sliding windows over recordings, pooling, fold ensembling and the submission check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rfcx.constants import SPECIES_COLUMNS, SUBMISSION_COLUMNS
+from rfcx.predict import pool_recordings, sliding_windows, window_starts
+from rfcx.submission import check_submission, ensemble, make_submission
+
+
+def test_sliding_windows_cover_the_whole_recording_and_end_at_its_end() -> None:
+    starts = window_starts(60 * 100, 10 * 100, 5 * 100)
+    assert list(starts) == [0, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000]
+    odd = window_starts(1234, 100, 300)
+    assert odd[-1] + 100 == 1234 and odd[0] == 0 and np.all(np.diff(odd) <= 300)
+
+
+def test_sliding_windows_hold_the_right_samples_and_pad_a_short_recording() -> None:
+    audio = np.arange(1000, dtype=np.float32)
+    starts, windows = sliding_windows(audio, 300, 250)
+    for start, window in zip(starts, windows):
+        np.testing.assert_array_equal(window, audio[start:start + 300])
+    starts, windows = sliding_windows(audio[:120], 300, 250)
+    assert list(starts) == [0] and windows.shape == (1, 300) and windows[0, 120:].sum() == 0
+
+
+def scores_frame(ids, values) -> pd.DataFrame:
+    frame = pd.DataFrame(np.asarray(values, dtype=float), columns=list(SPECIES_COLUMNS))
+    frame.insert(0, "recording_id", ids)
+    return frame
+
+
+def test_a_recording_scores_the_max_or_mean_of_its_windows() -> None:
+    per_window = scores_frame(["a", "a", "b"], [np.full(24, 0.1), np.full(24, 0.7), np.full(24, 0.3)])
+    assert pool_recordings(per_window, "max").set_index("recording_id").loc["a", "s0"] == 0.7
+    assert pool_recordings(per_window, "mean").set_index("recording_id").loc["a", "s5"] == pytest.approx(0.4)
+    assert list(pool_recordings(per_window, "max").recording_id) == ["a", "b"]
+
+
+def test_folds_ensemble_by_mean_probability_or_mean_rank() -> None:
+    rng = np.random.default_rng(0)
+    first = scores_frame(["a", "b", "c"], rng.random((3, 24)))
+    second = scores_frame(["a", "b", "c"], rng.random((3, 24)))
+    mean = ensemble([first, second], "mean")
+    np.testing.assert_allclose(mean[list(SPECIES_COLUMNS)], (first.iloc[:, 1:] + second.iloc[:, 1:]) / 2)
+    ranked = ensemble([first, second], "rank_mean")
+    assert ranked[list(SPECIES_COLUMNS)].to_numpy().min() >= 0 and ranked[list(SPECIES_COLUMNS)].to_numpy().max() <= 1
+    with pytest.raises(ValueError, match="different recordings"):
+        ensemble([first, second.iloc[::-1]], "mean")
+
+
+def test_the_submission_follows_sample_submission_exactly() -> None:
+    sample = scores_frame(["c", "a", "b"], np.zeros((3, 24)))
+    scores = scores_frame(["a", "b", "c", "extra"], np.arange(96).reshape(4, 24) / 100)
+    submission = make_submission(scores, sample)
+    assert tuple(submission.columns) == SUBMISSION_COLUMNS
+    assert list(submission.recording_id) == ["c", "a", "b"]
+    assert submission.loc[0, "s0"] == pytest.approx(0.48)
+
+
+def test_a_submission_missing_a_recording_or_with_nan_is_refused() -> None:
+    sample = scores_frame(["a", "b"], np.zeros((2, 24)))
+    with pytest.raises(ValueError, match="no prediction for 1 test recording"):
+        make_submission(scores_frame(["a"], np.zeros((1, 24))), sample)
+    bad = scores_frame(["a", "b"], np.full((2, 24), np.nan))
+    with pytest.raises(ValueError, match="non-finite"):
+        check_submission(bad, sample)
