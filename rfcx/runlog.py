@@ -34,3 +34,9 @@ def logged(log_path: str | Path, threads: int | None = None) -> Iterator[None]:
             traceback.print_exc(file=log)
             print(f"\nrfcx: {type(error).__name__}: {error}\n(full log: {log_path})", file=console, flush=True)
             raise
+
+
+def data_dir(job) -> Path:
+    """The dataset folder of a Snakemake job, derived from its `csvs` input (the dataset's tables), so that the
+    path follows the files wherever the job runs."""
+    return Path(job.input.csvs[0]).parent
