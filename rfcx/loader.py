@@ -36,7 +36,8 @@ class WindowBatches(keras.utils.PyDataset):
     """Batches of (waveforms, targets) for a set of cached windows.
 
     With `shuffle`, each epoch visits the windows in a new seeded order and each window's start is jittered by up to
-    `jitter_samples` (a random crop around the call). Every batch's randomness derives from (seed, epoch, batch
+    `jitter_samples` (a random crop around the call); `max_batches` then fixes the epoch length, below or above one
+    pass over the windows. Every batch's randomness derives from (seed, epoch, batch
     index) alone, so the stream is the same whatever the number of loader workers.
     """
 
@@ -61,13 +62,20 @@ class WindowBatches(keras.utils.PyDataset):
         self.order = self._order_for(self.epoch)
 
     def _order_for(self, epoch: int) -> np.ndarray:
+        """The epoch's visiting order: one pass, or (when `max_batches` asks for more) several passes, each a
+        fresh seeded permutation, so an "epoch" can be longer than the data and checkpointing stays cheap."""
         if not self.shuffle:
             return np.arange(len(self.rows))
-        return np.random.default_rng([self.seed, epoch]).permutation(len(self.rows))
+        passes = math.ceil(len(self) * self.batch_size / len(self.rows))
+        return np.concatenate([np.random.default_rng([self.seed, epoch, repeat]).permutation(len(self.rows))
+                               for repeat in range(passes)])
 
     def __len__(self) -> int:
+        """Batches per epoch: a full pass, or exactly `max_batches` when training (fewer when validating)."""
         full = math.ceil(len(self.rows) / self.batch_size)
-        return min(full, self.max_batches) if self.max_batches else full
+        if not self.max_batches:
+            return full
+        return self.max_batches if self.shuffle else min(full, self.max_batches)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         picked = self.order[index * self.batch_size:(index + 1) * self.batch_size]

@@ -126,3 +126,16 @@ def test_the_same_seed_trains_to_the_same_scores_on_the_cpu(windows_and_cache, t
     _, first = trained
     second = train_fold(windows, cache, small_config(), fold=0, out_dir=tmp_path)
     pd.testing.assert_frame_equal(first, second)
+
+
+def test_an_epoch_can_be_longer_than_one_pass_and_each_pass_is_a_fresh_order(windows_and_cache) -> None:
+    from rfcx.loader import WindowBatches
+
+    windows, cache = windows_and_cache
+    targets = np.zeros((16, 24), dtype=np.float32)
+    batches = WindowBatches(cache, np.arange(16), targets, 4, shuffle=True, seed=0, max_batches=10)
+    assert len(batches) == 10
+    first, second = batches.order[:16], batches.order[16:32]
+    assert sorted(first) == sorted(second) == list(range(16)) and list(first) != list(second)
+    validation = WindowBatches(cache, np.arange(16), targets, 4, max_batches=10)
+    assert len(validation) == 4  # validation never repeats windows

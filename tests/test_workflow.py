@@ -144,3 +144,14 @@ def test_a_corrupt_flac_stops_the_run_at_validation_and_keeps_earlier_results(fi
     # of the earlier run is untouched, and nothing after validation ran
     before.pop("data/validated.json")
     assert after == before
+
+
+def test_the_report_renders_offline_with_every_result(finished_run: Path) -> None:
+    snakemake(finished_run, "--report", "report.zip")
+    import zipfile
+
+    with zipfile.ZipFile(finished_run / "report.zip") as archive:
+        names = "\n".join(archive.namelist())
+    for figure in ("training_curves.png", "oof_per_species.png", "augmentations.png", "submission_preview.csv",
+                   "oof_per_fold.csv", "summary.txt"):
+        assert figure in names, figure
