@@ -1,7 +1,8 @@
 """The `rfcx` command line: the workflow's stages by hand, the synthetic data generator and the benchmarks.
 
 Most users run the whole pipeline with `snakemake`; these subcommands are for a single step (`rfcx synth`,
-`rfcx validate`, `rfcx train --fold K`) and for measurements (`rfcx bench-cache`).
+`rfcx validate`, `rfcx train --fold K`), for detection on new recordings (`rfcx detect`) and for measurements
+(`rfcx bench-cache`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,20 @@ def _bench_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detect(args: argparse.Namespace) -> int:
+    from rfcx.detect import DetectOptions, detect_folder
+
+    options = DetectOptions(window_seconds=args.window_seconds, hop_seconds=args.hop_seconds, min_score=args.min_score,
+                            merge_gap=args.merge_gap, batch_size=args.batch_size, chunk_seconds=args.chunk_seconds,
+                            force=args.force, progress=not args.quiet)
+    report = detect_folder(args.models, args.input, args.output, options, bands_csv=args.bands,
+                           train_tp=args.train_tp)
+    print(report.throughput())
+    if report.failed:
+        print(f"{report.failed} file(s) could not be read; see {args.output / 'failures.csv'}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rfcx", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -89,6 +104,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("--work-dir", type=Path, default=None, help="where the cache is built (default: a temp dir)")
     bench.set_defaults(run=_bench_cache)
+
+    detect = commands.add_parser("detect", help="score new recordings with the fold models and list detections")
+    detect.add_argument("--models", type=Path, required=True, help="a .keras file, or a folder of */model.keras")
+    detect.add_argument("--input", type=Path, required=True, help="an audio file, or a folder of them")
+    detect.add_argument("--output", type=Path, required=True, help="folder for the results")
+    detect.add_argument("--window-seconds", type=float, default=None, help="default: the models' input length")
+    detect.add_argument("--hop-seconds", type=float, default=None, help="default: half the window")
+    detect.add_argument("--min-score", type=float, default=0.5, help="window score that counts as a detection")
+    detect.add_argument("--merge-gap", type=float, default=0.0, help="merge same-species detections this close (s)")
+    detect.add_argument("--batch-size", type=int, default=64)
+    detect.add_argument("--chunk-seconds", type=float, default=60.0, help="audio decoded at a time")
+    detect.add_argument("--bands", type=Path, default=None, help="CSV species_id,f_min,f_max for Raven boxes")
+    detect.add_argument("--train-tp", type=Path, default=None, help="train_tp.csv: median band per species")
+    detect.add_argument("--force", action="store_true", help="redo recordings whose outputs exist")
+    detect.add_argument("--quiet", action="store_true", help="no progress bars")
+    detect.set_defaults(run=_detect)
     return parser
 
 

@@ -56,7 +56,7 @@ def run_settings():
 
 
 def final_outputs():
-    return [
+    outputs = [
         f"{RESULTS}/submission.csv",
         f"{RESULTS}/scores/oof.json",
         f"{RESULTS}/scores/test.json",
@@ -65,3 +65,6 @@ def final_outputs():
         f"{RESULTS}/report/submission_preview.csv",
         f"{RESULTS}/summary.txt",
     ]
+    if config["detect"]["input_dir"]:
+        outputs.append(rules.detect.output.summary)
+    return outputs

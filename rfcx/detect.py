@@ -1,0 +1,442 @@
+"""Detection on new field recordings: stream each file through the fold ensemble and merge windows into detections.
+
+Field recordings are long (hours) and come at any sample rate, so nothing here holds a recording whole: a file is
+decoded in chunks (`rfcx.audio.stream_blocks`), resampled to the model's rate by a streaming resampler (soxr keeps
+its filter state between chunks, so chunk edges leave no seam), and cut into exactly the windows that
+`rfcx.predict.window_starts` gives for the whole file, by carrying the last window's worth of samples from one chunk
+into the next. Memory is then bounded by a chunk plus a few batches, whatever the recording's length. Decoding and
+resampling run in a background thread while the model predicts, so a file costs max(decode, predict), not the sum.
+
+A run writes its outputs per recording and a stamp (`detect.json`) of the models and settings that made them; a
+re-run skips recordings already done under the same stamp, and redoes everything when the models or settings
+changed, so retraining can never leave stale detections behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, TypeVar
+
+import keras
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import soxr
+from tqdm import tqdm
+
+from rfcx.audio import AudioError, AudioInfo, read_info, stream_blocks
+from rfcx.constants import SAMPLE_RATE, SPECIES_COLUMNS
+from rfcx.detections_export import (Bands, load_bands, summary_row, write_audacity_labels, write_raven_table,
+                                    write_summary)
+from rfcx.features import LogMelSpectrogram
+from rfcx.io import write_csv, write_json, write_parquet
+from rfcx.predict import window_starts
+from rfcx.train import load_detector
+
+T = TypeVar("T")
+
+#: File suffixes scanned in the input folder: every format libsndfile reads (WAV, FLAC, MP3, OGG, AIFF, ...).
+AUDIO_SUFFIXES: frozenset[str] = frozenset({f".{name.lower()}" for name in sf.available_formats()} | {".aif", ".oga"})
+#: Per-recording outputs, by suffix after the recording's stem. A recording is done when all of them exist.
+OUTPUT_SUFFIXES: dict[str, str] = {"detections": ".detections.csv", "selections": ".selections.txt",
+                                   "audacity": ".audacity.txt", "scores": ".scores.parquet"}
+STAMP_NAME = "detect.json"
+DETECTION_COLUMNS: tuple[str, ...] = ("start", "end", "species_id", "score")
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    """How recordings are scored and turned into detections (window and hop default to the model's window / 2)."""
+
+    window_seconds: float | None = None
+    hop_seconds: float | None = None
+    min_score: float = 0.5
+    merge_gap: float = 0.0
+    batch_size: int = 64
+    chunk_seconds: float = 60.0
+    force: bool = False
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Sliding-window layout in samples at the model's rate: what `window_starts` is called with."""
+
+    sample_rate: int
+    window: int
+    hop: int
+
+    def seconds(self, samples: np.ndarray | int) -> np.ndarray | float:
+        return np.asarray(samples) / self.sample_rate
+
+
+@dataclass
+class DetectReport:
+    """What a run did, for the final throughput line and the exit code."""
+
+    scored: int = 0
+    skipped: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    audio_seconds: float = 0.0
+    elapsed_seconds: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    def throughput(self) -> str:
+        """One line: counts, recordings/s and times real time over the recordings actually scored."""
+        elapsed = max(self.elapsed_seconds, 1e-9)
+        return (f"detect: {self.scored} scored, {self.skipped} skipped, {self.failed} failed; "
+                f"{self.audio_seconds / 3600:.2f} h of audio in {elapsed:.1f} s: "
+                f"{self.scored / elapsed:.3f} recordings/s, {self.audio_seconds / elapsed:.1f}x real time")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Models
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def find_models(models: str | Path | Iterable[str | Path]) -> list[Path]:
+    """The fold models: a list as given (the workflow names its folds), `models` itself when it is a .keras file,
+    else every `*/model.keras` under it (sorted)."""
+    if not isinstance(models, (str, Path)):
+        return [Path(model) for model in models]
+    models = Path(models)
+    if models.is_file() and models.suffix == ".keras":
+        return [models]
+    found = sorted(models.glob("*/model.keras")) or sorted(models.glob("model.keras"))
+    if not found:
+        raise FileNotFoundError(f"{models}: no .keras file, nor any */model.keras below it")
+    return found
+
+
+def nested_layers(layer: keras.layers.Layer) -> Iterator[keras.layers.Layer]:
+    """Every layer inside `layer`, depth first (a backbone is a model within the model)."""
+    for sub in getattr(layer, "layers", []):
+        yield sub
+        yield from nested_layers(sub)
+
+
+def model_sample_rate(model: keras.Model) -> int:
+    """The rate the model's log-mel front end expects; a model without one is assumed to take 48 kHz audio."""
+    rates = [layer.sample_rate for layer in nested_layers(model) if isinstance(layer, LogMelSpectrogram)]
+    return rates[0] if rates else SAMPLE_RATE
+
+
+class Ensemble:
+    """Fold models whose scores are averaged: every model must take the same window at the same rate."""
+
+    def __init__(self, paths: list[Path]):
+        self.paths = paths
+        self.models = [load_detector(path) for path in paths]
+        shapes = {model.inputs[0].shape[-1] for model in self.models}
+        rates = {model_sample_rate(model) for model in self.models}
+        if len(shapes) != 1 or len(rates) != 1:
+            raise ValueError(f"fold models disagree on input length {shapes} or sample rate {rates}: {paths}")
+        self.window_samples: int | None = shapes.pop()
+        self.sample_rate: int = rates.pop()
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """Mean probability over the folds, (batch, 24) float32."""
+        scores = [np.asarray(model.predict_on_batch(windows), dtype=np.float32) for model in self.models]
+        return np.mean(scores, axis=0)
+
+    def geometry(self, window_seconds: float | None, hop_seconds: float | None) -> Geometry:
+        """Window and hop in samples: the window is the model's input length (a different one is an error, since the
+        model cannot take it), the hop half of it unless given."""
+        window = self.window_samples
+        if window_seconds is not None:
+            asked = int(round(window_seconds * self.sample_rate))
+            if window is not None and asked != window:
+                raise ValueError(f"--window-seconds {window_seconds} does not match the models' input of "
+                                 f"{window / self.sample_rate:g} s ({window} samples)")
+            window = asked
+        if window is None:
+            raise ValueError("the models take any input length: give --window-seconds")
+        hop = window // 2 if hop_seconds is None else int(round(hop_seconds * self.sample_rate))
+        if hop <= 0:
+            raise ValueError(f"hop must be positive, got {hop_seconds} s")
+        return Geometry(self.sample_rate, window, hop)
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file, read in blocks: a retrained model has a new digest, whatever its mtime says."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Streaming audio -> windows
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def with_last(items: Iterable[T]) -> Iterator[tuple[T, bool]]:
+    """(item, is_last) pairs, looking one item ahead: the resampler must be told which chunk ends the stream."""
+    iterator = iter(items)
+    try:
+        current = next(iterator)
+    except StopIteration:
+        return
+    for following in iterator:
+        yield current, False
+        current = following
+    yield current, True
+
+
+def resampled_blocks(info: AudioInfo, target_rate: int, chunk_seconds: float) -> Iterator[np.ndarray]:
+    """Mono float32 chunks of a recording at `target_rate`, about `chunk_seconds` each, decoded and resampled as a
+    stream (soxr carries its filter state across chunks, so the result matches resampling the whole file)."""
+    chunk_frames = max(1, int(chunk_seconds * info.sample_rate))
+    blocks = (block for _, block in stream_blocks(info.path, chunk_frames))
+    if info.sample_rate == target_rate:
+        yield from blocks
+        return
+    stream = soxr.ResampleStream(info.sample_rate, target_rate, 1, dtype="float32")
+    for block, last in with_last(blocks):
+        yield stream.resample_chunk(np.ascontiguousarray(block, dtype=np.float32), last=last)
+
+
+def stream_windows(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, window) for exactly the starts `window_starts` gives on the concatenated blocks, without holding them.
+
+    Regular windows (every `hop`) go out as soon as their samples have arrived; the buffer keeps only what a later
+    window can still need: samples from the next regular start, and always the last `window` samples, because the
+    final window is aligned to the recording's end, which is known only when the stream ends.
+    """
+    buffer = np.zeros(0, dtype=np.float32)
+    offset = 0  # absolute index of buffer[0]
+    next_start = 0
+    for block in blocks:
+        buffer = np.concatenate([buffer, np.asarray(block, dtype=np.float32)])
+        end = offset + len(buffer)
+        while next_start + window <= end:
+            yield next_start, buffer[next_start - offset:next_start - offset + window]
+            next_start += hop
+        drop = int(np.clip(min(next_start, end - window) - offset, 0, len(buffer)))
+        buffer, offset = buffer[drop:], offset + drop
+    total = offset + len(buffer)
+    for start in window_starts(total, window, hop):
+        if start > next_start - hop:  # not a regular window already sent: the end-aligned tail, or a padded one
+            piece = buffer[start - offset:start - offset + window]
+            yield int(start), np.pad(piece, (0, window - len(piece)))
+
+
+def batched(windows: Iterable[tuple[int, np.ndarray]], batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(starts, (n, window) float32) batches of up to `batch_size` windows."""
+    starts: list[int] = []
+    stack: list[np.ndarray] = []
+    for start, window in windows:
+        starts.append(start)
+        stack.append(window)
+        if len(stack) == batch_size:
+            yield np.asarray(starts, dtype=np.int64), np.stack(stack)
+            starts, stack = [], []
+    if stack:
+        yield np.asarray(starts, dtype=np.int64), np.stack(stack)
+
+
+_DONE = object()
+
+
+def prefetched(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Iterate `items` in a background thread, up to `depth` ahead, so decoding overlaps prediction.
+
+    An exception in the producer is re-raised in the consumer; a consumer that stops early stops the producer."""
+    pending: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                pending.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as error:  # handed to the consumer, which raises it
+            put(error)
+
+    thread = threading.Thread(target=produce, name="rfcx-detect-decode", daemon=True)
+    thread.start()
+    try:
+        while (item := pending.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Scoring and merging
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def expected_windows(info: AudioInfo, geometry: Geometry) -> int:
+    """Windows a recording will give (for the progress bar), from its header alone."""
+    samples = int(round(info.frames * geometry.sample_rate / info.sample_rate))
+    return len(window_starts(samples, geometry.window, geometry.hop))
+
+
+def score_recording(info: AudioInfo, ensemble: Ensemble, geometry: Geometry, *, batch_size: int,
+                    chunk_seconds: float, progress: Callable[[int], None] | None = None) -> pd.DataFrame:
+    """Per-window ensemble scores of one recording: start, end (s), s0..s23, one row per `window_starts` window."""
+    if info.frames == 0:
+        raise AudioError(f"{info.path}: no audio samples")
+    blocks = resampled_blocks(info, geometry.sample_rate, chunk_seconds)
+    starts: list[np.ndarray] = []
+    scores: list[np.ndarray] = []
+    for batch_starts, windows in prefetched(batched(stream_windows(blocks, geometry.window, geometry.hop),
+                                                    batch_size)):
+        starts.append(batch_starts)
+        scores.append(ensemble.predict(windows))
+        if progress:
+            progress(len(batch_starts))
+    frame = pd.DataFrame(np.concatenate(scores), columns=list(SPECIES_COLUMNS))
+    all_starts = np.concatenate(starts)
+    frame.insert(0, "end", geometry.seconds(all_starts + geometry.window))
+    frame.insert(0, "start", geometry.seconds(all_starts))
+    return frame
+
+
+def merge_detections(window_scores: pd.DataFrame, min_score: float, merge_gap: float,
+                     duration: float | None = None) -> pd.DataFrame:
+    """Detections (start, end, species_id, score) from per-window scores.
+
+    Windows at or above `min_score` are kept per species; windows of one species that overlap or lie at most
+    `merge_gap` seconds apart become one detection scored by its best window. Ends are clipped to `duration`
+    (a short recording's zero-padded window reaches past its end).
+    """
+    rows: list[pd.DataFrame] = []
+    for species_id, column in enumerate(SPECIES_COLUMNS):
+        hits = window_scores.loc[window_scores[column] >= min_score, ["start", "end", column]]
+        if hits.empty:
+            continue
+        hits = hits.sort_values("start")
+        reach = np.maximum.accumulate(hits["end"].to_numpy())
+        new_group = np.r_[True, hits["start"].to_numpy()[1:] - reach[:-1] > merge_gap]
+        merged = hits.groupby(np.cumsum(new_group)).agg(start=("start", "min"), end=("end", "max"),
+                                                        score=(column, "max"))
+        merged.insert(2, "species_id", species_id)
+        rows.append(merged)
+    if not rows:
+        return pd.DataFrame({name: pd.Series(dtype=float if name != "species_id" else int)
+                             for name in DETECTION_COLUMNS})
+    detections = pd.concat(rows, ignore_index=True).sort_values(["start", "species_id"], ignore_index=True)
+    if duration is not None:
+        detections["end"] = detections["end"].clip(upper=duration)
+    return detections[list(DETECTION_COLUMNS)]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A folder of recordings
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def audio_files(inputs: str | Path) -> list[Path]:
+    """The recordings to score: `inputs` itself if it is a file, else the audio files directly inside it (by
+    suffix; not recursive, since outputs are named by stem and subfolders often reuse names)."""
+    inputs = Path(inputs)
+    if inputs.is_file():
+        return [inputs]
+    if not inputs.is_dir():
+        raise FileNotFoundError(f"{inputs}: no such file or folder")
+    return sorted(path for path in inputs.iterdir() if path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES)
+
+
+def output_paths(out_dir: Path, stem: str) -> dict[str, Path]:
+    return {kind: out_dir / f"{stem}{suffix}" for kind, suffix in OUTPUT_SUFFIXES.items()}
+
+
+def run_stamp(ensemble: Ensemble, geometry: Geometry, options: DetectOptions, bands: Bands) -> dict:
+    """Everything the per-recording outputs depend on; a change means that earlier outputs are stale."""
+    return {"models": sorted(file_digest(path) for path in ensemble.paths), "geometry": asdict(geometry),
+            "min_score": options.min_score, "merge_gap": options.merge_gap,
+            "bands": {str(species): list(band) for species, band in sorted(bands.items())}}
+
+
+def write_recording(outputs: dict[str, Path], window_scores: pd.DataFrame, info: AudioInfo,
+                    options: DetectOptions, bands: Bands, sample_rate: int) -> None:
+    """The four per-recording files, each atomically; the scores last, so a recording counts as done only when
+    every file is complete."""
+    detections = merge_detections(window_scores, options.min_score, options.merge_gap, duration=info.seconds)
+    write_csv(detections, outputs["detections"])
+    nyquist = min(info.sample_rate, sample_rate) / 2
+    write_raven_table(detections, outputs["selections"], bands, nyquist)
+    write_audacity_labels(detections, outputs["audacity"])
+    write_parquet(window_scores, outputs["scores"])
+
+
+def recording_summary(path: Path, outputs: dict[str, Path]) -> dict:
+    """The summary row of a finished recording, read back from its outputs (so skipped ones are summarised too)."""
+    window_scores = pd.read_parquet(outputs["scores"])
+    detections = pd.read_csv(outputs["detections"])
+    return summary_row(path.stem, read_info(path).seconds, window_scores, len(detections))
+
+
+def detect_folder(models: str | Path | Iterable[str | Path], inputs: str | Path, out_dir: str | Path,
+                  options: DetectOptions = DetectOptions(), *, bands_csv: str | Path | None = None,
+                  train_tp: str | Path | None = None) -> DetectReport:
+    """Score every recording in `inputs` with the fold ensemble under `models` and write the outputs to `out_dir`:
+    per recording scores, detections, a Raven selection table and Audacity labels; summary.csv and failures.csv
+    over the folder. A file that cannot be decoded is recorded as a failure and the others go on."""
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ensemble = Ensemble(find_models(models))
+    geometry = ensemble.geometry(options.window_seconds, options.hop_seconds)
+    bands = load_bands(bands_csv, train_tp)
+    stamp = run_stamp(ensemble, geometry, options, bands)
+    stamp_path = out_dir / STAMP_NAME
+    fresh = options.force or not stamp_path.exists() or json.loads(stamp_path.read_text()) != stamp
+    if fresh:
+        stamp_path.unlink(missing_ok=True)  # until this run finishes, no earlier output counts as done
+    report = DetectReport()
+    summaries: list[dict] = []
+    seen: dict[str, Path] = {}
+    paths = audio_files(inputs)
+    for path in tqdm(paths, desc="recordings", unit="file", disable=not options.progress):
+        outputs = output_paths(out_dir, path.stem)
+        try:
+            if path.stem in seen:
+                raise AudioError(f"{path}: same name as {seen[path.stem]}, whose outputs it would overwrite")
+            seen[path.stem] = path
+            if not fresh and all(output.exists() for output in outputs.values()):
+                report.skipped += 1
+            else:
+                info = read_info(path)
+                with tqdm(total=expected_windows(info, geometry), desc=path.name, unit="window", leave=False,
+                          disable=not options.progress) as bar:
+                    window_scores = score_recording(info, ensemble, geometry, batch_size=options.batch_size,
+                                                    chunk_seconds=options.chunk_seconds, progress=bar.update)
+                write_recording(outputs, window_scores, info, options, bands, geometry.sample_rate)
+                report.scored += 1
+                report.audio_seconds += info.seconds
+            summaries.append(recording_summary(path, outputs))
+        except AudioError as error:
+            report.failures.append((str(path), str(error)))
+            tqdm.write(f"rfcx detect: FAILED {error}", file=sys.stderr)
+    write_summary(summaries, out_dir / "summary.csv")
+    write_csv(pd.DataFrame(report.failures, columns=["file", "error"]), out_dir / "failures.csv")
+    write_json(stamp, stamp_path)
+    report.elapsed_seconds = time.perf_counter() - started
+    return report

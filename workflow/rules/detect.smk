@@ -1,0 +1,31 @@
+# Detection on new field recordings with the fold ensemble: active only when detect.input_dir is set.
+
+DETECT_DIR = config["detect"]["output"] or f"{RESULTS}/detections"
+
+
+if config["detect"]["input_dir"]:
+
+    rule detect:
+        input:
+            # The folder itself: adding or removing a recording changes its mtime, so the rule re-runs
+            # (and skips the recordings already done).
+            recordings=config["detect"]["input_dir"],
+            models=expand(f"{RESULTS}/models/fold{{fold}}/model.keras", fold=FOLDS),
+            train_tp=f"{DATA}/train_tp.csv",
+            code=code("detect", "detections_export"),
+        output:
+            summary=f"{DETECT_DIR}/summary.csv",
+        params:
+            detect=config["detect"],
+            batch_size=config["predict"]["batch_size"],
+        resources:
+            gpu=GPU,
+        threads: 4
+        conda:
+            "../envs/rfcx.yaml"
+        log:
+            "logs/detect.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/detect.tsv"
+        script:
+            "../scripts/detect.py"
