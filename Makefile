@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test report bench-cache clean
+.PHONY: install demo test test-slurm report bench bench-cache clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("rfcx needs Python >= 3.11, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -29,11 +29,34 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The workflow through a real single-node SLURM cluster on localhost (installs slurm-wlm/munge with apt-get; needs
+# root; prints SKIPPED where they cannot be had). About 5 minutes on 2 cores.
+test-slurm: $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-slurm.txt
+	$(BIN)/python tests/slurm/run_slurm_test.py
+
 report: $(STAMP)
 	$(BIN)/snakemake --report results/report.html
 
+# Throughput side by side with the reference generator (needs the demo dataset and a finished run: make demo).
+bench: $(STAMP)
+	$(BIN)/rfcx bench --size full --workflow-dir . --json benchmarks/RESULTS.json --markdown benchmarks/RESULTS.md
+
 bench-cache: $(STAMP)
 	$(BIN)/rfcx bench-cache data/synthetic/demo-seed0
+
+# Quality: the reference recipe (config/reference.yaml) and the default, same synthetic `hard` data, folds and budget,
+# side by side -> benchmarks/QUALITY.md. RECIPES=all adds one ablation per switch (hours on a CPU).
+RECIPES ?= reference,default
+QUALITY_SCALE ?= hard
+quality: $(STAMP)
+	$(BIN)/rfcx quality --scale $(QUALITY_SCALE) --recipes $(RECIPES)
+
+# The same, end to end at toy size (tiny data, 1 epoch of 2 steps, 32x32 log-mel): checks the machinery, not quality.
+quality-smoke: $(STAMP)
+	mkdir -p benchmarks/quality-runs && printf 'features: {n_mels: 32, frames: 32}\nmodel: {dense_units: 64}\n' > benchmarks/quality-runs/smoke.yaml
+	$(BIN)/rfcx quality --scale tiny --folds 2 --epochs 1 --steps 2 --batch-size 4 --set benchmarks/quality-runs/smoke.yaml \
+		--work-dir benchmarks/quality-runs/smoke --markdown benchmarks/quality-runs/smoke/QUALITY.md
 
 clean:
 	rm -rf results logs .snakemake

@@ -14,6 +14,10 @@ import numpy as np
 import soundfile as sf
 
 
+#: 16-bit PCM full scale: int16 sample / 32768 -> float in [-1, 1).
+PCM_SCALE = np.float32(1.0 / 32768.0)
+
+
 class AudioError(ValueError):
     """A recording cannot be used: unreadable, or not in the expected format. The message names the file."""
 
@@ -92,5 +96,5 @@ def stream_blocks(path: str | Path, block_frames: int, overlap_frames: int = 0,
 
 
 def int16_to_float(samples: np.ndarray) -> np.ndarray:
-    """Scale 16-bit PCM to float32 in [-1, 1), as soundfile does for float reads."""
-    return samples.astype(np.float32) * np.float32(1.0 / 32768.0)
+    """Scale 16-bit PCM to float32 in [-1, 1), as soundfile does for float reads (one pass, no temporary)."""
+    return np.multiply(samples, PCM_SCALE, dtype=np.float32)

@@ -7,8 +7,10 @@ module allowed to import a backend library, lazily, for the backend in use.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+from typing import Iterator
 
 import keras
 
@@ -47,6 +49,49 @@ def choose_precision(setting: str) -> str:
     if setting == "auto":
         return "mixed_bfloat16" if gpu_count() else "float32"
     return "float32" if setting == "off" else setting
+
+
+@contextlib.contextmanager
+def distribution_scope(kind: str, batch_size: int, partial_batches: tuple[int, ...] = ()) -> Iterator[int]:
+    """Where a model built, compiled and fitted inside runs: `none` on one device (the default device placement), or
+    `data_parallel` on every visible GPU (every logical CPU device where there is no GPU), each with a copy of the
+    weights and a slice of every batch of `batch_size` windows, gradients averaged across them. Yields the number of
+    devices. TensorFlow uses tf.distribute.MirroredStrategy (which also splits a smaller last batch unevenly), JAX
+    keras.distribution.DataParallel, which shards every batch evenly, so `partial_batches` (the sizes of the epochs'
+    smaller last batches) must split evenly too."""
+    if kind == "none":
+        yield 1
+        return
+    if kind != "data_parallel":
+        raise ValueError(f"unknown train.distribution {kind!r} (none | data_parallel)")
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        _check_split(batch_size, len(devices))
+        strategy = tf.distribute.MirroredStrategy([device.name for device in devices])
+        with strategy.scope():
+            yield strategy.num_replicas_in_sync
+    elif backend == "jax":
+        devices = keras.distribution.list_devices()  # the GPUs, or the CPU devices where there is none
+        for size in (batch_size, *partial_batches):
+            _check_split(size, len(devices))
+        previous = keras.distribution.distribution()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        try:
+            yield len(devices)
+        finally:
+            keras.distribution.set_distribution(previous)
+    else:
+        raise ValueError(f"train.distribution: data_parallel needs the tensorflow or jax backend, not {backend}")
+
+
+def _check_split(batch_size: int, devices: int) -> None:
+    if batch_size % devices:
+        raise ValueError(f"a batch of {batch_size} windows cannot be split evenly over {devices} devices; "
+                         f"use a train.batch_size that is a multiple of {devices} (with JAX, one that also leaves a "
+                         "last batch of the validation fold that is)")
 
 
 def backend_summary() -> str:

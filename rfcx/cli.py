@@ -2,12 +2,13 @@
 
 Most users run the whole pipeline with `snakemake`; these subcommands are for a single step (`rfcx synth`,
 `rfcx validate`, `rfcx train --fold K`), for detection on new recordings (`rfcx detect`) and for measurements
-(`rfcx bench-cache`).
+(`rfcx bench`, `rfcx bench-cache`, `rfcx quality`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -61,6 +62,28 @@ def _bench_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from rfcx.bench.throughput import run
+
+    run(args.config, size=args.size, data=args.data_dir, workflow_dir=args.workflow_dir, json_out=args.json,
+        markdown_out=args.markdown)
+    return 0
+
+
+def _quality(args: argparse.Namespace) -> int:
+    import yaml
+
+    from rfcx.bench.quality import Budget, recipes, run
+
+    names = list(recipes()) if args.recipes == "all" else args.recipes.split(",")
+    extra = yaml.safe_load(args.set.read_text()) if args.set else {}
+    budget = Budget(scale=args.scale, seed=args.seed, folds=args.folds, epochs=args.epochs,
+                    steps_per_epoch=args.steps, batch_size=args.batch_size, extra=extra or {})
+    outcomes = run(names, budget, args.work_dir, cores=args.cores, markdown=args.markdown, json_path=args.json,
+                   note=args.note)
+    return 1 if any(outcome.error for outcome in outcomes) else 0
+
+
 def _detect(args: argparse.Namespace) -> int:
     from rfcx.detect import DetectOptions, detect_folder
 
@@ -104,6 +127,34 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=5)
     bench.add_argument("--work-dir", type=Path, default=None, help="where the cache is built (default: a temp dir)")
     bench.set_defaults(run=_bench_cache)
+
+    bench = commands.add_parser("bench", help="input pipeline, training and inference throughput vs the reference")
+    bench.add_argument("--config", type=Path, default=Path("config.yaml"), help="settings to measure with")
+    bench.add_argument("--size", choices=("tiny", "full"), default="full", help="tiny: a smoke test in seconds")
+    bench.add_argument("--data-dir", type=Path, default=None, help="default: the config's dataset")
+    bench.add_argument("--workflow-dir", type=Path, default=None,
+                       help="a finished workflow run, to time `snakemake -n` there")
+    bench.add_argument("--json", type=Path, default=None, help="write the results here as JSON")
+    bench.add_argument("--markdown", type=Path, default=None, help="write the table here (benchmarks/RESULTS.md)")
+    bench.set_defaults(run=_bench)
+
+    quality = commands.add_parser("quality", help="reference recipe vs default (and ablations): LWLRAP side by side")
+    quality.add_argument("--recipes", default="reference,default",
+                         help="comma-separated recipe names, or 'all' (reference, default and every ablation)")
+    quality.add_argument("--scale", default="hard", help="synthetic dataset scale: tiny | demo | hard | full")
+    quality.add_argument("--seed", type=int, default=0, help="dataset, folds and training seed")
+    quality.add_argument("--folds", type=int, default=None, help="default: config.yaml's")
+    quality.add_argument("--epochs", type=int, default=None, help="default: config.yaml's")
+    quality.add_argument("--steps", type=int, default=None, help="steps per epoch; default: config.yaml's")
+    quality.add_argument("--batch-size", type=int, default=None, help="default: config.yaml's")
+    quality.add_argument("--set", type=Path, default=None, help="YAML of further settings shared by every recipe")
+    quality.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    quality.add_argument("--work-dir", type=Path, default=Path("benchmarks/quality-runs"),
+                         help="one workflow folder per recipe, and the shared dataset")
+    quality.add_argument("--markdown", type=Path, default=Path("benchmarks/QUALITY.md"))
+    quality.add_argument("--json", type=Path, default=None, help="also write the numbers as JSON")
+    quality.add_argument("--note", default="", help="a line written at the top of the Markdown report")
+    quality.set_defaults(run=_quality)
 
     detect = commands.add_parser("detect", help="score new recordings with the fold models and list detections")
     detect.add_argument("--models", type=Path, required=True, help="a .keras file, or a folder of */model.keras")

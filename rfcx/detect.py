@@ -37,7 +37,7 @@ from rfcx.detections_export import (Bands, load_bands, summary_row, write_audaci
                                     write_summary)
 from rfcx.features import LogMelSpectrogram
 from rfcx.io import write_csv, write_json, write_parquet
-from rfcx.predict import window_starts
+from rfcx.predict import predict_batch, window_starts
 from rfcx.train import load_detector
 
 T = TypeVar("T")
@@ -144,9 +144,9 @@ class Ensemble:
         self.window_samples: int | None = shapes.pop()
         self.sample_rate: int = rates.pop()
 
-    def predict(self, windows: np.ndarray) -> np.ndarray:
-        """Mean probability over the folds, (batch, 24) float32."""
-        scores = [np.asarray(model.predict_on_batch(windows), dtype=np.float32) for model in self.models]
+    def predict(self, windows: np.ndarray, batch_size: int) -> np.ndarray:
+        """Mean probability over the folds, (len(windows), 24) float32, run as full batches of `batch_size`."""
+        scores = [predict_batch(model, windows, batch_size) for model in self.models]
         return np.mean(scores, axis=0)
 
     def geometry(self, window_seconds: float | None, hop_seconds: float | None) -> Geometry:
@@ -308,7 +308,7 @@ def score_recording(info: AudioInfo, ensemble: Ensemble, geometry: Geometry, *, 
     for batch_starts, windows in prefetched(batched(stream_windows(blocks, geometry.window, geometry.hop),
                                                     batch_size)):
         starts.append(batch_starts)
-        scores.append(ensemble.predict(windows))
+        scores.append(ensemble.predict(windows, batch_size))
         if progress:
             progress(len(batch_starts))
     frame = pd.DataFrame(np.concatenate(scores), columns=list(SPECIES_COLUMNS))

@@ -7,22 +7,34 @@ cache and build the targets. Augmentation and the log-mel run in the model, batc
 from __future__ import annotations
 
 import math
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import keras
 import numpy as np
 import pandas as pd
 
 from rfcx.cache import WaveformCache
+from rfcx.constants import N_SPECIES
 from rfcx.windows import label_matrix
 
 HostTransform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+BatchTransform = Callable[[np.ndarray, list[np.ndarray], np.random.Generator], tuple[np.ndarray, list[np.ndarray]]]
 
 
-def window_targets(windows: pd.DataFrame, unlabelled: str = "negative") -> np.ndarray:
+def window_targets(windows: pd.DataFrame, unlabelled: str = "negative", labels: str = "multi") -> np.ndarray:
     """Training targets (n, 24) float32: 1 = a tp box of the species is in the window, 0 = known or assumed absent,
     -1 = unknown (masked out of the loss). Species with no box are assumed absent when `unlabelled` is "negative"
-    (right for exhaustively labelled data) and masked when it is "ignore"; fp boxes are always known absent."""
+    (right for exhaustively labelled data) and masked when it is "ignore"; fp boxes are always known absent.
+    `labels` "anchor" keeps only the species of the box the window is centred on (the reference recipe: one species
+    per crop; an fp-anchored window has none)."""
+    if labels == "anchor":
+        anchor = np.zeros((len(windows), N_SPECIES), dtype=np.float32)
+        is_tp = windows.source.to_numpy() == "tp"
+        anchor[np.flatnonzero(is_tp), windows.species_id.to_numpy()[is_tp]] = 1.0
+        return anchor
+    if labels != "multi":
+        raise ValueError(f"labels must be 'multi' or 'anchor', got {labels!r}")
     labels = label_matrix(windows, "labels").astype(np.float32)
     negatives = label_matrix(windows, "negatives").astype(bool)
     if unlabelled == "negative":
@@ -32,6 +44,54 @@ def window_targets(windows: pd.DataFrame, unlabelled: str = "negative") -> np.nd
     return np.where(labels == 1, 1.0, np.where(negatives, 0.0, -1.0)).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class FrameBoxes:
+    """The tp and fp boxes near each window (seconds from the window start), turned into frame-wise targets once the
+    crop of a batch is known. Frame t of `n_frames` covers [t, t + 1) * window_seconds / n_frames of the crop."""
+
+    species: list[np.ndarray]
+    start: list[np.ndarray]
+    end: list[np.ndarray]
+    positive: list[np.ndarray]
+    window_seconds: float
+    n_frames: int
+
+    @classmethod
+    def from_windows(cls, windows: pd.DataFrame, window_seconds: float, n_frames: int) -> FrameBoxes:
+        missing = [c for c in ("box_species", "box_start", "box_end", "box_positive") if c not in windows]
+        if missing:
+            raise ValueError(f"windows.parquet lacks {missing}: re-run crop_windows (frame-wise targets need them)")
+        as_arrays = lambda column, dtype: [np.asarray(v, dtype=dtype) for v in windows[column]]  # noqa: E731
+        return cls(as_arrays("box_species", np.int64), as_arrays("box_start", np.float64),
+                   as_arrays("box_end", np.float64), as_arrays("box_positive", np.int8), float(window_seconds),
+                   int(n_frames))
+
+    def subset(self, picked: np.ndarray) -> FrameBoxes:
+        take = lambda values: [values[i] for i in picked]  # noqa: E731
+        return FrameBoxes(take(self.species), take(self.start), take(self.end), take(self.positive),
+                          self.window_seconds, self.n_frames)
+
+    def targets(self, picked: np.ndarray, shift_seconds: np.ndarray | None = None) -> np.ndarray:
+        """(len(picked), n_frames, 24) float32 targets of the windows `picked`, each crop starting `shift_seconds`
+        after its window: 1 in frames a tp box covers, 0 in frames only an fp box of the species covers, -1 (unknown,
+        masked out of the loss) everywhere else. A box covers a frame when their overlap is at least half the shorter
+        of the two."""
+        out = np.full((len(picked), self.n_frames, N_SPECIES), -1.0, dtype=np.float32)
+        frame = self.window_seconds / self.n_frames
+        frame_start = np.arange(self.n_frames) * frame
+        for k, row in enumerate(picked):
+            shift = 0.0 if shift_seconds is None else float(shift_seconds[k])
+            start, end = self.start[row] - shift, self.end[row] - shift
+            overlap = np.clip(np.minimum(end[:, None], frame_start + frame) - np.maximum(start[:, None], frame_start),
+                              0.0, None)
+            covers = overlap >= 0.5 * np.minimum(end - start, frame)[:, None] - 1e-9
+            covers &= overlap > 0
+            for positive in (0, 1):  # fp boxes first, so a tp box of the same species wins
+                for box in np.flatnonzero(self.positive[row] == positive):
+                    out[k, covers[box], self.species[row][box]] = float(positive)
+        return out
+
+
 class WindowBatches(keras.utils.PyDataset):
     """Batches of (waveforms, targets) for a set of cached windows.
 
@@ -39,11 +99,16 @@ class WindowBatches(keras.utils.PyDataset):
     `jitter_samples` (a random crop around the call); `max_batches` then fixes the epoch length, below or above one
     pass over the windows. Every batch's randomness derives from (seed, epoch, batch
     index) alone, so the stream is the same whatever the number of loader workers.
+
+    With `frame_boxes` (frame-wise training of the SED head) an input is a dict {"waveform", "frame_targets"}, the
+    frame targets following each crop's actual start. `batch_transform` (Mixup) mixes waveforms and targets of a
+    training batch.
     """
 
     def __init__(self, cache: WaveformCache, rows: np.ndarray, targets: np.ndarray, batch_size: int, *,
                  shuffle: bool = False, seed: int = 0, jitter_samples: int = 0,
-                 host_transform: HostTransform | None = None, max_batches: int = 0, **kwargs):
+                 host_transform: HostTransform | None = None, max_batches: int = 0,
+                 frame_boxes: FrameBoxes | None = None, batch_transform: BatchTransform | None = None, **kwargs):
         super().__init__(**kwargs)
         if len(rows) != len(targets):
             raise ValueError(f"{len(rows)} rows but {len(targets)} targets")
@@ -58,6 +123,10 @@ class WindowBatches(keras.utils.PyDataset):
         self.jitter_samples = jitter_samples
         self.host_transform = host_transform
         self.max_batches = max_batches
+        if frame_boxes is not None and len(frame_boxes.species) != len(self.rows):
+            raise ValueError(f"{len(self.rows)} rows but boxes for {len(frame_boxes.species)}")
+        self.frame_boxes = frame_boxes
+        self.batch_transform = batch_transform
         self.epoch = 0
         self.order = self._order_for(self.epoch)
 
@@ -77,7 +146,7 @@ class WindowBatches(keras.utils.PyDataset):
             return full
         return self.max_batches if self.shuffle else min(full, self.max_batches)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
         picked = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         jitter = None
         rng = np.random.default_rng([self.seed, self.epoch, index])
@@ -86,7 +155,26 @@ class WindowBatches(keras.utils.PyDataset):
         waveforms = self.cache.read(self.rows[picked], jitter)
         if self.host_transform is not None:
             waveforms = np.stack([self.host_transform(clip, rng) for clip in waveforms]).astype(np.float32)
-        return waveforms, self.targets[picked]
+        targets = [self.targets[picked]]
+        if self.frame_boxes is not None:
+            shift = self.crop_shift(self.rows[picked], jitter) / self.cache_rate()
+            targets.append(self.frame_boxes.targets(picked, shift))
+        if self.shuffle and self.batch_transform is not None:
+            waveforms, targets = self.batch_transform(waveforms, targets, rng)
+        if self.frame_boxes is not None:
+            return {"waveform": waveforms, "frame_targets": targets[1]}, targets[0]
+        return waveforms, targets[0]
+
+    def crop_shift(self, rows: np.ndarray, jitter: np.ndarray | None) -> np.ndarray:
+        """Samples by which each crop actually starts after its window (the jitter as the cache clamps it)."""
+        if jitter is None:
+            return np.zeros(len(rows))
+        offsets = self.cache.offsets[rows]
+        return np.clip(offsets + jitter, 0, self.cache.span_samples - self.cache.window_samples) - offsets
+
+    def cache_rate(self) -> float:
+        """Samples per second of the cached audio (the window's samples over its seconds)."""
+        return self.cache.window_samples / self.frame_boxes.window_seconds
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

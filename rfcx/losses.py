@@ -12,7 +12,7 @@ from typing import Any
 
 import keras
 
-__all__ = ["MaskedBinaryCrossentropy", "MaskedCategoricalCrossentropy"]
+__all__ = ["FrameLoss", "MaskedBinaryCrossentropy", "MaskedCategoricalCrossentropy", "masked_frame_crossentropy"]
 
 #: A backend tensor (tf.Tensor, jax.Array, torch.Tensor).
 Tensor = Any
@@ -137,3 +137,40 @@ class MaskedCategoricalCrossentropy(_MaskedLoss):
         per_row = keras.ops.categorical_crossentropy(distribution, y_pred, from_logits=self.from_logits)
         has_positive = keras.ops.cast(mass[..., 0] > 0, per_row.dtype)
         return per_row * has_positive
+
+
+def masked_frame_crossentropy(frame_targets: Tensor, frame_scores: Tensor) -> Tensor:
+    """Binary cross-entropy of (batch, frames, C) frame scores (probabilities) against frame targets with -1 =
+    unknown: the mean over each example's known (frame, species) cells, then over the batch. Frames no box covers
+    are unknown, so unlabelled audio is never taught as absent; an example with no known cell contributes 0."""
+    targets, known = _targets_and_mask(keras.ops.cast(frame_targets, "float32"))
+    per_cell = keras.ops.binary_crossentropy(targets, keras.ops.cast(frame_scores, "float32"))
+    n_known = keras.ops.sum(known, axis=(1, 2))
+    per_example = keras.ops.sum(per_cell * known, axis=(1, 2)) / keras.ops.maximum(n_known, 1.0)
+    return keras.ops.mean(per_example)
+
+
+@keras.saving.register_keras_serializable(package="rfcx")
+class FrameLoss(keras.layers.Layer):
+    """Adds ``weight`` x the masked frame-wise cross-entropy to the model's losses and passes the clip scores on.
+
+    Inputs ``[clip_scores, frame_scores, frame_targets]``. The frame targets enter the training model as a second
+    input (they never reach the prediction model), which keeps one clip-level output, one compiled loss and the
+    same metric names as the reference head, with Keras' ``add_loss`` on every backend.
+    """
+
+    def __init__(self, weight: float = 1.0, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.weight = float(weight)
+
+    def call(self, inputs: list[Tensor]) -> Tensor:
+        clip_scores, frame_scores, frame_targets = inputs
+        self.add_loss(self.weight * masked_frame_crossentropy(frame_targets, frame_scores))
+        return clip_scores
+
+    def compute_output_shape(self, input_shapes: list[tuple]) -> tuple:
+        return input_shapes[0]
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "weight": self.weight}

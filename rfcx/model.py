@@ -5,6 +5,12 @@ vanish at inference (every augmentation layer is the identity when training is f
 takes raw audio, so prediction cannot drift from training's preprocessing. Reads top to bottom:
 waveform -> [waveform augmentations] -> log-mel (dB) -> [spectrogram augmentations] -> min-max scale
 -> [frequency coordinate channel] -> backbone -> head.
+
+Two heads: `reference` (global average pooling and a dense classifier, as in the reference recipe) and `sed`
+(frame-wise sound event detection: the backbone's feature map averaged over frequency gives one score per species
+and time frame, `frame_scores`, pooled over time into the clip score by max or attention). Either way the detector's
+one output, `species`, is (batch, 24) clip scores, which is what prediction, ensembling and detection read; the
+frame scores feed the masked frame-wise loss during training only (`training_model`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import keras
 from rfcx.augment import AugmentationStages
 from rfcx.constants import N_SPECIES
 from rfcx.features import FrequencyChannel, LogMelSpectrogram, MinMaxScale
+from rfcx.losses import FrameLoss
 
 _BACKBONES = {
     "resnet50": keras.applications.ResNet50,
@@ -61,6 +68,78 @@ def reference_head(x: keras.KerasTensor, model: dict[str, Any]) -> keras.KerasTe
                               bias_initializer=output_bias(model))(x)
 
 
+@keras.saving.register_keras_serializable(package="rfcx")
+class ClipPooling(keras.layers.Layer):
+    """Clip scores (batch, C) from frame scores (batch, T, C): max over time, or attention pooling
+    (sum over t of softmax_t(attention logits) * frame score, the PANNs / SED-notebook head)."""
+
+    def __init__(self, mode: str = "max", **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if mode not in ("max", "attention"):
+            raise ValueError(f"ClipPooling: mode must be max or attention, got {mode!r}")
+        self.mode = mode
+
+    def call(self, inputs: Any) -> Any:
+        if self.mode == "max":
+            return keras.ops.max(inputs, axis=1)
+        frame_scores, attention = inputs
+        weights = keras.ops.softmax(keras.ops.cast(attention, "float32"), axis=1)
+        return keras.ops.sum(weights * frame_scores, axis=1)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        shape = input_shape if self.mode == "max" else input_shape[0]
+        return (shape[0], shape[2])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "mode": self.mode}
+
+
+def sed_head(x: keras.KerasTensor, model: dict[str, Any]) -> keras.KerasTensor:
+    """Mean over frequency -> Dropout -> per-frame Dense(units, relu) -> Dropout -> per-frame sigmoid scores
+    `frame_scores` (batch, T, 24) -> clip scores `species` (batch, 24) by max or attention pooling over time."""
+    if model["output"] != "sigmoid":
+        raise ValueError("the sed head needs model.output: sigmoid (frame scores are independent per species)")
+    _, n_freq, n_time, channels = x.shape
+    x = keras.layers.AveragePooling2D(pool_size=(n_freq, 1), name="frequency_mean")(x)
+    x = keras.layers.Reshape((n_time, channels), name="frames")(x)
+    x = keras.layers.Dropout(model["dropout"], name="head_dropout1")(x)
+    x = keras.layers.Dense(model["dense_units"], activation="relu", kernel_initializer="he_normal",
+                           name="head_dense")(x)
+    x = keras.layers.Dropout(model["dropout"], name="head_dropout2")(x)
+    frames = keras.layers.Dense(N_SPECIES, activation="sigmoid", dtype="float32", name="frame_scores",
+                                bias_initializer=output_bias(model))(x)
+    if model["sed_pooling"] == "max":
+        return ClipPooling("max", name="species")(frames)
+    attention = keras.layers.Dense(N_SPECIES, dtype="float32", name="frame_attention")(x)
+    return ClipPooling("attention", name="species")([frames, attention])
+
+
+def training_model(detector: keras.Model, frame_loss_weight: float = 1.0) -> keras.Model:
+    """The model `fit` trains: the detector itself, or for the sed head the same layers with a second input,
+    `frame_targets` (batch, T, 24), whose masked frame-wise loss is added to the clip loss (weights are shared,
+    so training it trains the detector)."""
+    if "frame_scores" not in {layer.name for layer in detector.layers}:
+        return detector
+    frames = detector.get_layer("frame_scores").output
+    targets = keras.Input(tuple(frames.shape[1:]), name="frame_targets", dtype="float32")
+    scores = FrameLoss(frame_loss_weight, name="frame_loss")([detector.output, frames, targets])
+    return keras.Model({"waveform": detector.input, "frame_targets": targets}, scores, name=detector.name)
+
+
+def detector_of(model: keras.Model) -> keras.Model:
+    """The waveform -> clip scores detector inside a (possibly reloaded) training model."""
+    if "frame_loss" not in {layer.name for layer in model.layers}:
+        return model
+    return keras.Model(model.get_layer("waveform").output, model.get_layer("species").output, name=model.name)
+
+
+def frame_count(detector: keras.Model) -> int:
+    """Time frames of the sed head's frame scores (0 for the reference head)."""
+    names = {layer.name for layer in detector.layers}
+    return int(detector.get_layer("frame_scores").output.shape[1]) if "frame_scores" in names else 0
+
+
 def output_bias(model: dict[str, Any]) -> keras.initializers.Initializer:
     """Start sigmoid outputs at the prior of a species being present (about 1 in 24) instead of 0.5, so the first
     steps learn which species rather than unlearning that every species is half-present; softmax starts uniform."""
@@ -94,5 +173,6 @@ def build_model(features: dict[str, Any], model: dict[str, Any], window_seconds:
         x = FrequencyChannel(name="frequency_channel")(x)
     backbone = build_backbone(model["backbone"], (features["n_mels"], features["frames"], x.shape[-1]))
     set_batchnorm_momentum(backbone, model["bn_momentum"])
-    scores = reference_head(backbone(x), model)
+    head = sed_head if model["head"] == "sed" else reference_head
+    scores = head(backbone(x), model)
     return keras.Model(waveform, scores, name=f"rfcx_{model['backbone']}")

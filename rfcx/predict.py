@@ -24,9 +24,19 @@ from rfcx.constants import SPECIES_COLUMNS
 def predict_cached_windows(model: keras.Model, cache: WaveformCache, rows: np.ndarray,
                            batch_size: int = 64) -> np.ndarray:
     """Scores (n, 24) of cached windows, each read at its centred position (no jitter, no augmentation)."""
-    batches = [model.predict_on_batch(cache.read(rows[start:start + batch_size]))
+    batches = [predict_batch(model, cache.read(rows[start:start + batch_size]), batch_size)
                for start in range(0, len(rows), batch_size)]
-    return np.concatenate([np.asarray(batch, dtype=np.float32) for batch in batches])
+    return np.concatenate(batches)
+
+
+def predict_batch(model: keras.Model, windows: np.ndarray, batch_size: int) -> np.ndarray:
+    """Scores of up to `batch_size` windows, always run as a full batch (the last one zero-padded): every call
+    has the same shape, so the compiled predict function is traced once instead of again for a short last batch
+    (seconds on TensorFlow, a recompilation on JAX)."""
+    count = len(windows)
+    if count < batch_size:
+        windows = np.concatenate([windows, np.zeros((batch_size - count, *windows.shape[1:]), dtype=windows.dtype)])
+    return np.asarray(model.predict_on_batch(windows), dtype=np.float32)[:count]
 
 
 def window_starts(n_samples: int, window_samples: int, hop_samples: int) -> np.ndarray:
@@ -64,42 +74,78 @@ def decoded(paths: Iterable[Path], sample_rate: int, workers: int | None = None)
             yield path, audio
 
 
+class WindowScorer:
+    """Scores windows of consecutive recordings in full batches only and hands each recording back as soon as all
+    of its windows are scored: a batch may span several recordings and a recording several batches, so the model
+    always sees `batch_size` windows and only the very last batch is padded."""
+
+    def __init__(self, model: keras.Model, batch_size: int):
+        self.model = model
+        self.batch_size = batch_size
+        self.waiting: list[tuple[str, np.ndarray]] = []  # (recording_id, starts) not yet handed back
+        self.unscored: list[np.ndarray] = []
+        self.scored: list[np.ndarray] = []
+
+    def add(self, recording_id: str, starts: np.ndarray, windows: np.ndarray) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """Queue a recording's windows; returns the recordings completed by the full batches this made possible."""
+        self.waiting.append((recording_id, starts))
+        self.unscored.append(windows)
+        return self._score(final=False)
+
+    def finish(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """Score what is left (one padded batch at most) and return the remaining recordings."""
+        return self._score(final=True)
+
+    def _score(self, final: bool) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        pending = sum(len(windows) for windows in self.unscored)
+        if pending < self.batch_size and not (final and pending):
+            return self._completed()
+        windows = np.concatenate(self.unscored)
+        ready = len(windows) if final else len(windows) // self.batch_size * self.batch_size
+        for first in range(0, ready, self.batch_size):
+            self.scored.append(predict_batch(self.model, windows[first:first + self.batch_size], self.batch_size))
+        self.unscored = [windows[ready:]] if ready < len(windows) else []
+        return self._completed()
+
+    def _completed(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        if not self.scored:
+            return []
+        scores = np.concatenate(self.scored)
+        done, offset = [], 0
+        while self.waiting and offset + len(self.waiting[0][1]) <= len(scores):
+            recording_id, starts = self.waiting.pop(0)
+            done.append((recording_id, starts, scores[offset:offset + len(starts)]))
+            offset += len(starts)
+        self.scored = [scores[offset:]] if offset < len(scores) else []
+        return done
+
+
 def predict_recordings(model: keras.Model, paths: dict[str, Path], *, sample_rate: int, window_seconds: float,
                        hop_seconds: float, batch_size: int = 64,
                        progress: Callable[[int], None] | None = None) -> pd.DataFrame:
     """Per-window scores of every recording: columns recording_id, start (s), end (s), s0..s23.
 
-    Windows of consecutive recordings are packed into full batches, so the model always sees `batch_size` windows
-    (60 s recordings give 11 windows each at the default window and hop).
+    Windows of consecutive recordings are packed into full batches (see WindowScorer), so no batch but the last is
+    padded: 60 s recordings give 23 windows each at a 5 s window and 2.5 s hop, which a batch of 64 does not divide.
     """
     window_samples = int(round(window_seconds * sample_rate))
     hop_samples = int(round(hop_seconds * sample_rate))
+    scorer = WindowScorer(model, batch_size)
     frames: list[pd.DataFrame] = []
-    queued: list[tuple[str, np.ndarray, np.ndarray]] = []
 
-    def flush() -> None:
-        windows = np.concatenate([item[2] for item in queued])
-        scores = np.concatenate([np.asarray(model.predict_on_batch(windows[i:i + batch_size]), dtype=np.float32)
-                                 for i in range(0, len(windows), batch_size)])
-        offset = 0
-        for recording_id, starts, _ in queued:
-            frame = pd.DataFrame(scores[offset:offset + len(starts)], columns=list(SPECIES_COLUMNS))
+    def collect(done: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+        for recording_id, starts, scores in done:
+            frame = pd.DataFrame(scores, columns=list(SPECIES_COLUMNS))
             frame.insert(0, "end", (starts + window_samples) / sample_rate)
             frame.insert(0, "start", starts / sample_rate)
             frame.insert(0, "recording_id", recording_id)
             frames.append(frame)
-            offset += len(starts)
-        if progress:
-            progress(len(queued))
-        queued.clear()
+        if progress and done:
+            progress(len(done))
 
     for recording_id, (_, audio) in zip(paths, decoded(paths.values(), sample_rate)):
-        starts, windows = sliding_windows(audio, window_samples, hop_samples)
-        queued.append((recording_id, starts, windows))
-        if sum(len(item[1]) for item in queued) >= batch_size:
-            flush()
-    if queued:
-        flush()
+        collect(scorer.add(recording_id, *sliding_windows(audio, window_samples, hop_samples)))
+    collect(scorer.finish())
     return pd.concat(frames, ignore_index=True)
 
 

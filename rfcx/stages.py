@@ -164,9 +164,12 @@ def plot_training(history_paths: list[str | Path], figure_path: str | Path) -> N
 
 
 def augmentation_leaves(spec: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every single transform in an augmentation spec (inside OneOf/Compose too), forced on, to show each alone."""
+    """Every single transform in an augmentation spec (inside OneOf/Compose too), forced on, to show each alone.
+    Mixup is left out: it mixes two windows of a batch, there is no one-window picture of it."""
     leaves = []
     for entry in spec:
+        if entry["type"] == "Mixup":
+            continue
         if entry["type"] in ("OneOf", "Compose"):
             leaves += augmentation_leaves(entry.get("transforms", []))
         else:

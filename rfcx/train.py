@@ -22,13 +22,13 @@ import numpy as np
 import pandas as pd
 
 from rfcx.augment import build_augmentations
-from rfcx.backend import backend_summary, choose_precision, make_deterministic
+from rfcx.backend import backend_summary, choose_precision, distribution_scope, make_deterministic
 from rfcx.cache import WaveformCache
 from rfcx.features import mel_center_frequencies
-from rfcx.loader import WindowBatches, window_targets
+from rfcx.loader import FrameBoxes, WindowBatches, window_targets
 from rfcx.losses import MaskedBinaryCrossentropy, MaskedCategoricalCrossentropy
 from rfcx.metrics import LWLRAP
-from rfcx.model import build_model, window_samples
+from rfcx.model import build_model, detector_of, frame_count, training_model, window_samples
 
 MONITOR = "val_lwlrap"
 #: Settings (config sections) that define a training run; their fingerprint names the resume backup.
@@ -104,13 +104,19 @@ def best_logged(history: Path) -> float | None:
 
 
 def fold_datasets(windows: pd.DataFrame, cache: WaveformCache, config: dict[str, Any], fold: int,
-                  host_transform=None) -> tuple[WindowBatches, WindowBatches]:
-    """Training batches (shuffled, jittered, other folds) and validation batches (fold `fold`, as is)."""
+                  host_transform=None, batch_transform=None,
+                  n_frames: int = 0) -> tuple[WindowBatches, WindowBatches]:
+    """Training batches (shuffled, jittered, other folds; `batch_transform` = Mixup) and validation batches (fold
+    `fold`, as is). With `n_frames` (the sed head) each batch also carries frame-wise targets from the boxes."""
     train_cfg = config["train"]
     is_val = windows.fold.to_numpy() == fold
     if not is_val.any() or is_val.all():
         raise ValueError(f"fold {fold} leaves no training or no validation windows")
-    targets = window_targets(windows, train_cfg["unlabelled"])
+    targets = window_targets(windows, train_cfg["unlabelled"], train_cfg["labels"])
+    boxes = {True: None, False: None}
+    if n_frames:
+        every = FrameBoxes.from_windows(windows, config["windows"]["window_seconds"], n_frames)
+        boxes = {True: every.subset(np.flatnonzero(is_val)), False: every.subset(np.flatnonzero(~is_val))}
     validation_targets = window_targets(windows, "negative")
     rate = config["features"]["sample_rate"]
     jitter = int(min(train_cfg["random_crop_seconds"], config["windows"]["margin_seconds"]) * rate)
@@ -118,14 +124,30 @@ def fold_datasets(windows: pd.DataFrame, cache: WaveformCache, config: dict[str,
     rows = windows.window_id.to_numpy()
     train = WindowBatches(cache, rows[~is_val], targets[~is_val], train_cfg["batch_size"], shuffle=True,
                           seed=config["seed"] + fold, jitter_samples=jitter, host_transform=host_transform,
-                          max_batches=train_cfg["steps_per_epoch"], **loader)
-    validation = WindowBatches(cache, rows[is_val], validation_targets[is_val], train_cfg["batch_size"], **loader)
+                          max_batches=train_cfg["steps_per_epoch"], frame_boxes=boxes[False],
+                          batch_transform=batch_transform, **loader)
+    validation = WindowBatches(cache, rows[is_val], validation_targets[is_val], train_cfg["batch_size"],
+                               frame_boxes=boxes[True], **loader)
     return train, validation
 
 
 def train_fold(windows: pd.DataFrame, cache: WaveformCache, config: dict[str, Any], fold: int,
                out_dir: str | Path, extra_callbacks: list[keras.callbacks.Callback] | None = None) -> pd.DataFrame:
-    """Train fold `fold`; write model.keras (best val LWLRAP) and history.csv into `out_dir`; return the history."""
+    """Train fold `fold`; write model.keras (best val LWLRAP) and history.csv into `out_dir`; return the history.
+    With train.distribution: data_parallel, on all devices at once, each taking a share of every batch."""
+    batch, is_val = config["train"]["batch_size"], windows.fold.to_numpy() == fold
+    last_batches = (int(is_val.sum()) % batch,  # validation; training too when an epoch is one pass
+                    0 if config["train"]["steps_per_epoch"] else int((~is_val).sum()) % batch)
+    with distribution_scope(config["train"].get("distribution", "none"), batch,
+                            tuple(size for size in last_batches if size)) as devices:
+        if devices > 1:
+            print(f"data parallel over {devices} devices, {config['train']['batch_size'] // devices} windows "
+                  "of each batch per device", file=sys.stderr)
+        return _train_fold(windows, cache, config, fold, out_dir, extra_callbacks)
+
+
+def _train_fold(windows: pd.DataFrame, cache: WaveformCache, config: dict[str, Any], fold: int,
+                out_dir: str | Path, extra_callbacks: list[keras.callbacks.Callback] | None = None) -> pd.DataFrame:
     paths = FoldPaths(Path(out_dir))
     paths.out_dir.mkdir(parents=True, exist_ok=True)
     make_deterministic(config["seed"] + fold)
@@ -135,8 +157,9 @@ def train_fold(windows: pd.DataFrame, cache: WaveformCache, config: dict[str, An
     stages = build_augmentations(config["augment"], sample_rate=features["sample_rate"], seed=config["seed"] + fold,
                                  mel_frequencies=mel_center_frequencies(features["n_mels"], features["fmin"],
                                                                         features["fmax"]))
-    train, validation = fold_datasets(windows, cache, config, fold, stages.host)
-    model = build_model(features, config["model"], config["windows"]["window_seconds"], stages)
+    detector = build_model(features, config["model"], config["windows"]["window_seconds"], stages)
+    model = training_model(detector, config["model"]["frame_loss_weight"])
+    train, validation = fold_datasets(windows, cache, config, fold, stages.host, stages.batch, frame_count(detector))
     compile_model(model, config, len(train))
 
     backup = paths.backup(run_fingerprint(config, fold))
@@ -158,7 +181,13 @@ def train_fold(windows: pd.DataFrame, cache: WaveformCache, config: dict[str, An
                                                        patience=config["train"]["early_stopping_patience"]))
     model.fit(train, validation_data=validation, epochs=config["train"]["epochs"], callbacks=callbacks,
               verbose=1 if sys.stderr.isatty() else 2)
-    paths.best.replace(paths.model)
+    if model is detector:
+        paths.best.replace(paths.model)
+    else:  # keep only the waveform -> clip scores detector of the best training model
+        partial = paths.out_dir / "model-partial.keras"
+        detector_of(load_detector(paths.best)).save(partial)
+        partial.replace(paths.model)
+        paths.best.unlink()
     shutil.rmtree(paths.out_dir / "backup", ignore_errors=True)
     return pd.read_csv(paths.history)
 

@@ -15,6 +15,10 @@ fp boxes add hard negatives. The result is one row per window, written to Parque
 | species_id   | int64       | species of that anchoring box                                          |
 | labels       | list<int8>  | 24 entries: 1 where a tp box of that species overlaps the window        |
 | negatives    | list<int8>  | 24 entries: 1 where an fp box overlaps and no tp box of that species does |
+| box_species  | list<int64> | species of every tp/fp box of the recording near the window (within one  |
+|              |             | window length either side), for frame-wise (SED) targets                 |
+| box_start, box_end | list<float64> | those boxes' bounds in seconds relative to the window start      |
+| box_positive | list<int8>  | 1 for a tp box, 0 for an fp box                                          |
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import pandas as pd
 from rfcx.constants import N_SPECIES, RECORDING_SECONDS
 
 WINDOW_COLUMNS: tuple[str, ...] = ("window_id", "recording_id", "fold", "start", "end", "source", "species_id",
-                                   "labels", "negatives")
+                                   "labels", "negatives", "box_species", "box_start", "box_end", "box_positive")
 
 
 def centred_start(t_min: np.ndarray, t_max: np.ndarray, window_seconds: float,
@@ -75,8 +79,26 @@ def crop_windows(tp: pd.DataFrame, fp: pd.DataFrame, folds: pd.DataFrame, *, win
         "species_id": anchor.species_id.to_numpy(dtype=np.int64),
         "labels": list(labels),
         "negatives": list(negatives),
+        **_nearby_boxes(anchor, tp, fp),
     })
     return windows
+
+
+def _nearby_boxes(anchor: pd.DataFrame, tp: pd.DataFrame, fp: pd.DataFrame) -> dict[str, list[np.ndarray]]:
+    """Every tp and fp box of each window's recording that overlaps the window widened by its own length on each
+    side (so a randomly shifted crop still finds its boxes), with times relative to the window start."""
+    boxes = pd.concat([tp.assign(positive=1), fp.assign(positive=0)], ignore_index=True)
+    by_recording = {rid: group for rid, group in boxes.groupby("recording_id")}
+    columns: dict[str, list[np.ndarray]] = {"box_species": [], "box_start": [], "box_end": [], "box_positive": []}
+    for window in anchor.itertuples(index=False):
+        group = by_recording.get(window.recording_id, boxes.iloc[:0])
+        length = window.end - window.start
+        near = group[(group.t_max > window.start - length) & (group.t_min < window.end + length)]
+        columns["box_species"].append(near.species_id.to_numpy(dtype=np.int64))
+        columns["box_start"].append(near.t_min.to_numpy(dtype=np.float64) - window.start)
+        columns["box_end"].append(near.t_max.to_numpy(dtype=np.float64) - window.start)
+        columns["box_positive"].append(near.positive.to_numpy(dtype=np.int8))
+    return columns
 
 
 def _window_targets(anchor: pd.DataFrame, tp: pd.DataFrame, fp: pd.DataFrame,

@@ -57,3 +57,18 @@ def test_environment_yml_and_requirements_pin_the_same_versions() -> None:
     assert pins((REPO / "environment.yml").read_text()) == required
     rule_env = pins((REPO / "workflow/envs/rfcx.yaml").read_text())
     assert rule_env == {name: version for name, version in required.items() if name != "pytest"}
+
+
+def test_the_reference_recipe_layers_over_config_yaml_and_validates() -> None:
+    reference = yaml.safe_load((REPO / "config" / "reference.yaml").read_text())
+    layered = load_config(REPO / "config.yaml", reference)  # section by section, as snakemake --configfile does
+    alone = load_config(REPO / "config" / "reference.yaml")
+    for config in (layered, alone):
+        assert config["model"]["output"] == "softmax" and config["model"]["head"] == "reference"
+        assert not config["model"]["frequency_channel"] and config["model"]["bn_momentum"] == 0.99
+        assert config["train"]["labels"] == "anchor" and config["train"]["schedule"] == "constant"
+        assert config["windows"]["window_seconds"] == 10.0
+        assert [entry["type"] for entry in config["augment"]] == [
+            "GaussianNoiseSNR", "PinkNoiseSNR", "PitchShift", "TimeShift", "VolumeControl"]
+    assert layered["train"]["epochs"] == load_config(REPO / "config.yaml")["train"]["epochs"]  # same budget
+    assert layered["results_dir"] != load_config(REPO / "config.yaml")["results_dir"]

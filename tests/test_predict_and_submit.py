@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from rfcx.constants import SPECIES_COLUMNS, SUBMISSION_COLUMNS
-from rfcx.predict import pool_recordings, sliding_windows, window_starts
+from rfcx.predict import WindowScorer, pool_recordings, predict_batch, sliding_windows, window_starts
 from rfcx.submission import check_submission, ensemble, make_submission
 
 
@@ -68,3 +68,40 @@ def test_a_submission_missing_a_recording_or_with_nan_is_refused() -> None:
     bad = scores_frame(["a", "b"], np.full((2, 24), np.nan))
     with pytest.raises(ValueError, match="non-finite"):
         check_submission(bad, sample)
+
+
+def test_a_short_last_batch_is_padded_to_the_compiled_shape_and_cut_back() -> None:
+    import keras
+
+    inputs = keras.Input((8,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    seen: list[int] = []
+    original = model.predict_on_batch
+    model.predict_on_batch = lambda batch: (seen.append(len(batch)), original(batch))[1]
+    windows = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
+    scores = predict_batch(model, windows, batch_size=16)
+    assert seen == [16] and scores.shape == (5, 3) and scores.dtype == np.float32
+    np.testing.assert_allclose(scores, np.asarray(original(windows)), rtol=1e-5, atol=1e-6)
+
+
+def test_recordings_are_scored_in_full_batches_across_recording_boundaries() -> None:
+    import keras
+
+    inputs = keras.Input((8,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    seen: list[int] = []
+    original = model.predict_on_batch
+    model.predict_on_batch = lambda batch: (seen.append(len(batch)), original(batch))[1]
+    rng = np.random.default_rng(0)
+    recordings = {f"r{i}": rng.standard_normal((n, 8)).astype(np.float32) for i, n in enumerate((3, 6, 1, 5))}
+    scorer = WindowScorer(model, batch_size=4)
+    done = []
+    for rid, windows in recordings.items():
+        done += scorer.add(rid, np.arange(len(windows)), windows)
+    assert [rid for rid, _, _ in done] == ["r0", "r1", "r2"]  # r3's last window waits for the final batch
+    done += scorer.finish()
+    assert [rid for rid, _, _ in done] == list(recordings)
+    assert seen == [4, 4, 4, 4]  # 15 windows: three full batches, then one padded
+    for rid, starts, scores in done:
+        assert len(starts) == len(recordings[rid])
+        np.testing.assert_allclose(scores, np.asarray(original(recordings[rid])), rtol=1e-5, atol=1e-6)

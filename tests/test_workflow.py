@@ -155,3 +155,27 @@ def test_the_report_renders_offline_with_every_result(finished_run: Path) -> Non
     for figure in ("training_curves.png", "oof_per_species.png", "augmentations.png", "submission_preview.csv",
                    "oof_per_fold.csv", "summary.txt"):
         assert figure in names, figure
+
+
+def test_the_benchmark_runs_at_tiny_size_and_reports_every_figure(finished_run: Path, tmp_path) -> None:
+    """`rfcx bench --size tiny` on the tiny run's config and data (the CI smoke test of the full benchmark)."""
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "rfcx.cli", "bench", "--size", "tiny", "--config", str(finished_run / "config.yaml"),
+         "--data-dir", str(finished_run / "data" / "synthetic" / "tiny-seed0"), "--workflow-dir", str(finished_run),
+         "--json", str(out), "--markdown", str(tmp_path / "RESULTS.md")],
+        cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-4000:]
+    measured = json.loads(out.read_text())
+    timings = measured["timings"]
+    for figure in ("reference train (aug)", "reference validation", "pipeline train (aug + log-mel)",
+                   "pipeline validation (log-mel)", "train step, real augmented input", "train step, constant input",
+                   "inference: decode + windows + predict", "inference: decode only", "inference: predict only",
+                   "snakemake -n on a finished run"):
+        assert timings[figure]["items"] > 0 and timings[figure]["wall_seconds"] > 0, figure
+        assert figure in result.stdout
+    # even at this size the cache + batched log-mel beats whole-FLAC decoding + librosa per clip
+    assert measured["ratios"]["validation input, pipeline / reference, per core"] > 2
+    # a couple of steps on a shared machine: only the order of magnitude is stable
+    assert 0.2 < measured["ratios"]["training, real input / constant input"] < 5
+    assert "| ratio | value |" in (tmp_path / "RESULTS.md").read_text()

@@ -7,6 +7,7 @@ model needs to reload with ``safe_mode=True`` and no custom_objects.
 
 from rfcx.augment.build import AUGMENT_SCHEMA, TRANSFORMS, AugmentationStages, build_augmentations
 from rfcx.augment.compose import Compose, OneOf, RandomTransform
+from rfcx.augment.mixup import Mixup, mix_targets
 from rfcx.augment.spectrogram import MelPitchShift, SpecAugment
 from rfcx.augment.waveform import GaussianNoiseSNR, PinkNoiseSNR, SNRNoise, TimeShift, VolumeControl
 
@@ -17,6 +18,7 @@ __all__ = [
     "Compose",
     "GaussianNoiseSNR",
     "MelPitchShift",
+    "Mixup",
     "OneOf",
     "PinkNoiseSNR",
     "RandomTransform",
@@ -25,4 +27,5 @@ __all__ = [
     "TimeShift",
     "VolumeControl",
     "build_augmentations",
+    "mix_targets",
 ]

@@ -4,6 +4,8 @@
   e.g. the librosa pitch shift); they see the raw clip first.
 * ``waveform``: a Keras layer on (batch, samples), in the model before the log-mel front end.
 * ``spectrogram``: a Keras layer on the dB mel image, after the front end and before MinMaxScale.
+* ``batch``: a numpy callable on a whole training batch and its targets, run by the data loader after the host
+  stage (Mixup: it mixes targets too, which never enter the model; see ``rfcx.augment.mixup``).
 
 The list is a top-level Compose. Each entry goes to the stage its type (and, for PitchShift, its
 ``method``) belongs to; the order within a stage is kept, stages run host -> waveform -> spectrogram.
@@ -22,13 +24,14 @@ import keras
 import numpy as np
 
 from rfcx.augment import compose, reference
+from rfcx.augment.mixup import Mixup
 from rfcx.augment.reference import NOISE_LEVELS, PADDING_MODES, VOLUME_MODES, HostTransform
 from rfcx.augment.spectrogram import MelPitchShift, SpecAugment
 from rfcx.augment.waveform import GaussianNoiseSNR, PinkNoiseSNR, TimeShift, VolumeControl
 
-Stage = Literal["host", "waveform", "spectrogram"]
+Stage = Literal["host", "batch", "waveform", "spectrogram"]
 #: The order in which stages run on a clip.
-STAGES: tuple[Stage, ...] = ("host", "waveform", "spectrogram")
+STAGES: tuple[Stage, ...] = ("host", "batch", "waveform", "spectrogram")
 PITCH_METHODS: tuple[str, ...] = ("mel", "librosa")
 
 
@@ -39,6 +42,7 @@ class AugmentationStages:
     waveform: keras.layers.Layer | None = None
     spectrogram: keras.layers.Layer | None = None
     host: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
+    batch: Mixup | None = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,15 @@ TRANSFORMS: dict[str, TransformType] = {
         },
         _layer("spectrogram", SpecAugment),
     ),
+    "Mixup": TransformType(
+        "Mix each training example with another of its batch (waveforms, and targets by union), in the data loader.",
+        {
+            "p": Param(0.5, "Probability that an example is mixed with a partner (drawn per example).", _PROBABILITY),
+            "alpha": Param(0.4, "Beta(alpha, alpha) parameter of the mixing weight (folded so the example dominates).",
+                           {"type": "number", "exclusiveMinimum": 0}),
+        },
+        lambda params, ctx: Built("batch", Mixup(**params)),
+    ),
 }
 
 #: Combinators take child entries; they are parsed recursively rather than built from keys alone.
@@ -220,6 +233,9 @@ def _params(entry: Mapping[str, Any], allowed: Mapping[str, Param], where: str) 
 def _combine(kind: str, stage: Stage, transforms: list[Any], params: Mapping[str, Any], ctx: BuildContext) -> Built:
     """A Compose/OneOf of the given transforms, as a Keras layer or, for the host stage, in numpy."""
     gating = {"p": params["p"], "always_apply": params["always_apply"]}
+    if stage == "batch":
+        raise ValueError("Mixup mixes whole batches: it must be a top-level entry of augment, at most once "
+                         "(not inside OneOf or a gated Compose)")
     if stage == "host":
         host_cls = reference.Compose if kind == "Compose" else reference.OneOf
         p = 1.0 if gating["always_apply"] else gating["p"]
@@ -317,6 +333,7 @@ def build_augmentations(
         waveform=_stage(sequence, "waveform", ctx),
         spectrogram=_stage(sequence, "spectrogram", ctx),
         host=_stage(sequence, "host", ctx),
+        batch=_stage(sequence, "batch", ctx),
     )
 
 
@@ -351,7 +368,8 @@ AUGMENT_SCHEMA: dict[str, Any] = {
     "description": (
         "Training-time augmentations, applied in order as a Compose. Waveform transforms run in the model "
         "before the log-mel front end, spectrogram transforms (PitchShift method mel, SpecAugment) on the dB "
-        "mel image after it, host transforms (PitchShift method librosa) per clip in the data loader first. "
+        "mel image after it, host transforms (PitchShift method librosa) per clip in the data loader first, "
+        "Mixup on whole batches in the data loader after them. "
         "Validation and prediction are never augmented."
     ),
     "default": [],

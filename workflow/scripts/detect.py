@@ -1,9 +1,10 @@
 """Snakemake script: detections on the recordings of detect.input_dir with the fold ensemble."""
 from pathlib import Path
 
+from rfcx.gpu_slots import claim_gpus
 from rfcx.runlog import logged
 
-with logged(snakemake.log[0], threads=snakemake.threads):
+with logged(snakemake.log[0], threads=snakemake.threads), claim_gpus(snakemake.resources.get("gpu", 0)):
     from rfcx.detect import DetectOptions, detect_folder  # after `logged` has capped the thread pools
 
     out_dir = Path(snakemake.output.summary).parent  # per-recording files and failures.csv go beside the summary

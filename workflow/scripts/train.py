@@ -2,9 +2,11 @@
 from pathlib import Path
 
 from rfcx import stages
+from rfcx.gpu_slots import claim_gpus
 from rfcx.runlog import logged
 
-with logged(snakemake.log[0], threads=snakemake.threads):
+# claim_gpus: on a workstation, a GPU of its own for each concurrent job (before the backend starts)
+with logged(snakemake.log[0], threads=snakemake.threads), claim_gpus(snakemake.resources.get("gpu", 0)):
     stages.train(snakemake.input.windows, snakemake.input.cache, snakemake.input.index,
                  Path(snakemake.output.model).parent, config=dict(snakemake.params.run),
                  fold=int(snakemake.wildcards.fold))

@@ -1,0 +1,345 @@
+"""`rfcx bench`: where the time goes, measured side by side in one run on the same windows and augmentation settings.
+
+1. the reference recipe's generator (`benchmarks/reference_generator.py`: whole-FLAC decode, per-clip numpy/librosa
+   augmentations, librosa mel, skimage resize), augmented (training) and plain (validation);
+2. the project's input pipeline: cache read + the model's batched augmentation and log-mel layers (a negligible head
+   on top so that Keras runs them in training mode, compiled, as in training);
+3. training throughput of the configured model fed real augmented batches versus the same model, without the
+   augmentation layers, fed one constant batch: the gap is what the input pipeline costs;
+4. test inference: whole 60 s recordings decoded, windowed and predicted (and decode and predict alone, to show
+   which of them bounds it);
+5. Snakemake's no-op overhead: `snakemake -n` on a finished run.
+
+Each figure is samples (or recordings) per wall-clock second, plus per CPU-second of this process ("per core": CPU
+time counts every thread, so this is the work a single core would do), and the ratios between them. Because both
+sides run in the same process a few seconds apart, the ratios hold on a busy, shared machine where absolute numbers
+do not.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+import numpy as np
+import pandas as pd
+
+from rfcx.augment import build_augmentations
+from rfcx.backend import backend_summary, make_deterministic
+from rfcx.cache import WaveformCache, build_cache
+from rfcx.config import data_dir as configured_data_dir
+from rfcx.config import load_config
+from rfcx.dataset import load_dataset, recording_path
+from rfcx.features import MinMaxScale, mel_center_frequencies
+from rfcx.folds import split_folds
+from rfcx.model import build_front_end, build_model, window_samples
+from rfcx.predict import decoded, predict_batch, predict_recordings, sliding_windows
+from rfcx.train import compile_model, fold_datasets
+from rfcx.windows import crop_windows
+
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE_GENERATOR = REPO / "benchmarks" / "reference_generator.py"
+
+
+@dataclass(frozen=True)
+class BenchSize:
+    """How much each measurement does: small enough for a CI smoke test, or enough for stable figures."""
+
+    reference_samples: int
+    pipeline_batches: int
+    pipeline_batch_size: int
+    train_steps: int
+    recordings: int
+
+
+SIZES = {
+    "tiny": BenchSize(reference_samples=4, pipeline_batches=2, pipeline_batch_size=4, train_steps=2, recordings=2),
+    "full": BenchSize(reference_samples=48, pipeline_batches=8, pipeline_batch_size=32, train_steps=8, recordings=24),
+}
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One measured figure: how many items in how much wall-clock and CPU time."""
+
+    items: int
+    wall_seconds: float
+    cpu_seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.items / self.wall_seconds
+
+    @property
+    def per_cpu_second(self) -> float:
+        return self.items / max(self.cpu_seconds, 1e-9)
+
+
+def timed(items: int, work: Callable[[], Any]) -> Timing:
+    """Run `work` once, timing wall clock and this process's CPU (all threads)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    work()
+    return Timing(items, time.perf_counter() - wall, time.process_time() - cpu)
+
+
+def load_reference_generator() -> type:
+    """The baseline generator class, from benchmarks/ (kept outside the package on purpose)."""
+    spec = importlib.util.spec_from_file_location("reference_generator", REFERENCE_GENERATOR)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ReferenceGenerator
+
+
+def input_pipeline_model(config: dict[str, Any], stages) -> keras.Model:
+    """Augmentations + log-mel + scaling as in the detector, under a negligible head (pooling, one Dense): training
+    it runs exactly the detector's input layers in training mode, compiled, and almost nothing else."""
+    features, window_seconds = config["features"], config["windows"]["window_seconds"]
+    waveform = keras.Input((window_samples(features, window_seconds),), name="waveform")
+    x = stages.waveform(waveform) if stages.waveform is not None else waveform
+    x = build_front_end(features)(x)
+    x = stages.spectrogram(x) if stages.spectrogram is not None else x
+    x = MinMaxScale(dtype="float32")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(waveform, keras.layers.Dense(24, activation="sigmoid")(x))
+    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    return model
+
+
+class Bench:
+    """The shared set-up (config, dataset, windows, cache) and one method per measurement."""
+
+    def __init__(self, config: dict[str, Any], data: Path, scratch: Path, size: BenchSize):
+        self.config, self.data, self.size = config, data, size
+        self.features = config["features"]
+        self.window_seconds = config["windows"]["window_seconds"]
+        dataset = load_dataset(data, check_audio=False)
+        folds = split_folds(dataset.tp, dataset.fp, config["folds"]["n_folds"], config["seed"])
+        windows_cfg = config["windows"]
+        self.windows = crop_windows(dataset.tp, dataset.fp, folds, window_seconds=self.window_seconds,
+                                    min_box_overlap=windows_cfg["min_box_overlap"],
+                                    fp_window_fraction=windows_cfg["fp_window_fraction"], seed=config["seed"])
+        index = build_cache(self.windows, lambda rid: recording_path(data, "train", rid), scratch / "cache.npy",
+                            margin_seconds=windows_cfg["margin_seconds"], sample_rate=self.features["sample_rate"])
+        self.cache = WaveformCache(scratch / "cache.npy", index, window_samples(self.features, self.window_seconds))
+        self.rows = np.random.default_rng(config["seed"]).permutation(len(self.windows))
+        self.test_paths = {path.stem: path for path in sorted((data / "test").glob("*.flac"))[:size.recordings]}
+
+    def augmentations(self):
+        f = self.features
+        return build_augmentations(self.config["augment"], sample_rate=f["sample_rate"], seed=self.config["seed"],
+                                   mel_frequencies=mel_center_frequencies(f["n_mels"], f["fmin"], f["fmax"]))
+
+    def reference(self, augment: bool) -> Timing:
+        """The reference generator on the first `reference_samples` windows (after one warm-up sample)."""
+        generator = load_reference_generator()(self.data / "train", self.windows, window_seconds=self.window_seconds,
+                                               features=self.features,
+                                               augment=self.config["augment"] if augment else None,
+                                               seed=self.config["seed"])
+        rows = [int(row) % len(self.windows) for row in self.rows[:self.size.reference_samples]]
+        generator.batch(rows[:1])
+        return timed(len(rows), lambda: generator.batch(rows))
+
+    def _batches(self, batch_size: int) -> list[np.ndarray]:
+        starts = range(0, self.size.pipeline_batches * batch_size, batch_size)
+        return [np.resize(self.rows, start + batch_size)[start:] for start in starts]
+
+    def pipeline(self, augment: bool) -> Timing:
+        """Cache read + batched augmentation + log-mel, compiled, in training mode (or plain, for validation)."""
+        batch_size = self.size.pipeline_batch_size
+        stages = self.augmentations()
+        model = input_pipeline_model(self.config, stages if augment else type(stages)())
+        target = np.zeros((batch_size, 24), dtype=np.float32)
+        jitter = int(self.config["windows"]["margin_seconds"] * self.features["sample_rate"])
+        rng = np.random.default_rng(self.config["seed"])
+
+        def read(rows: np.ndarray) -> np.ndarray:
+            offsets = rng.integers(-jitter, jitter + 1, size=len(rows)) if augment else None
+            clips = self.cache.read(rows, offsets)
+            return np.stack([stages.host(clip, rng) for clip in clips]) if augment and stages.host else clips
+
+        def run() -> None:
+            for rows in self._batches(batch_size):
+                clips = read(rows)
+                if augment:
+                    model.train_on_batch(clips, target)
+                else:
+                    model.predict_on_batch(clips)
+
+        model.train_on_batch(read(self.rows[:batch_size]), target)
+        model.predict_on_batch(read(self.rows[:batch_size]))
+        return timed(self.size.pipeline_batches * batch_size, run)
+
+    def training(self) -> dict[str, Timing]:
+        """The configured detector trained on real augmented batches from the loader, and without augmentation
+        layers on one constant batch, for the same number of steps after a warm-up step each."""
+        config = {**self.config, "train": {**self.config["train"], "workers": 0}}
+        fold = int(self.windows.fold.iloc[0])
+        stages = self.augmentations()
+        train, _ = fold_datasets(self.windows, self.cache, config, fold, stages.host)
+        steps, batch_size = self.size.train_steps, config["train"]["batch_size"]
+        results = {}
+        for name, layers in (("real", stages), ("constant", None)):
+            make_deterministic(self.config["seed"])
+            model = build_model(self.features, config["model"], self.window_seconds, layers)
+            compile_model(model, config, steps)
+            model.train_on_batch(*train[0])
+            if name == "real":
+                def run() -> None:
+                    for step in range(1, steps + 1):
+                        model.train_on_batch(*train[step % len(train)])
+            else:
+                constant = train[0]
+
+                def run() -> None:
+                    for _ in range(steps):
+                        model.train_on_batch(*constant)
+            results[name] = timed(steps * batch_size, run)
+        return results
+
+    def inference(self) -> dict[str, Timing]:
+        """Whole test recordings: decode + windows + batched predict, and decode alone and predict alone."""
+        if not self.test_paths:
+            return {}
+        predict = self.config["predict"]
+        model = build_model(self.features, self.config["model"], self.window_seconds)
+        rate, n = self.features["sample_rate"], len(self.test_paths)
+        kwargs = {"sample_rate": rate, "window_seconds": self.window_seconds, "hop_seconds": predict["hop_seconds"],
+                  "batch_size": predict["batch_size"]}
+        predict_recordings(model, dict(list(self.test_paths.items())[:1]), **kwargs)  # compile
+        whole = timed(n, lambda: predict_recordings(model, self.test_paths, **kwargs))
+        audio = []
+        decode = timed(n, lambda: audio.extend(clip for _, clip in decoded(self.test_paths.values(), rate)))
+        hop = int(round(predict["hop_seconds"] * rate))
+        windows = np.concatenate([sliding_windows(clip, window_samples(self.features, self.window_seconds), hop)[1]
+                                  for clip in audio])
+        batch = predict["batch_size"]
+        model_only = timed(n, lambda: [predict_batch(model, windows[i:i + batch], batch)
+                                      for i in range(0, len(windows), batch)])
+        return {"whole": whole, "decode": decode, "predict": model_only}
+
+
+def snakemake_noop(workflow_dir: Path | None) -> Timing | None:
+    """Wall time of `snakemake -n` in a folder holding a finished run (None when there is none to time)."""
+    if workflow_dir is None or not (workflow_dir / "Snakefile").exists():
+        return None
+    command = [sys.executable, "-m", "snakemake", "-n", "--cores", "1"]
+    before, wall = os.times(), time.perf_counter()
+    result = subprocess.run(command, cwd=workflow_dir, capture_output=True, text=True)
+    after = os.times()
+    child_cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    timing = Timing(1, time.perf_counter() - wall, child_cpu)
+    if result.returncode != 0:
+        raise RuntimeError(f"snakemake -n failed in {workflow_dir}:\n{result.stderr[-2000:]}")
+    if "Nothing to be done" not in result.stdout + result.stderr:
+        raise RuntimeError(f"{workflow_dir} is not a finished run: snakemake -n plans jobs:\n{result.stdout[-2000:]}")
+    return timing
+
+
+def machine() -> dict[str, str]:
+    """What the figures were measured on."""
+    import librosa
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    return {"cpu": cpu, "cores": str(len(os.sched_getaffinity(0))), "python": platform.python_version(),
+            "backend": backend_summary(), "numpy": np.__version__, "librosa": librosa.__version__,
+            "platform": platform.platform()}
+
+
+def table(results: dict[str, Any]) -> str:
+    """The measurements as a Markdown table, then the ratios."""
+    rows = [("figure", "items", "wall s", "per second", "per CPU-second")]
+    for name, timing in results["timings"].items():
+        rows.append((name, str(timing["items"]), f"{timing['wall_seconds']:.2f}",
+                     f"{timing['per_second']:.2f}", f"{timing['per_cpu_second']:.2f}"))
+    lines = ["| " + " | ".join(row) + " |" for row in rows]
+    lines.insert(1, "|" + "---|" * len(rows[0]))
+    lines += ["", "| ratio | value |", "|---|---|"]
+    lines += [f"| {name} | {value:.2f} |" for name, value in results["ratios"].items()]
+    return "\n".join(lines)
+
+
+def ratios(timings: dict[str, Timing]) -> dict[str, float]:
+    """Side-by-side ratios of the figures measured in this run."""
+    out: dict[str, float] = {}
+
+    def put(name: str, over: str, under: str, attribute: str = "per_cpu_second") -> None:
+        if over in timings and under in timings:
+            out[name] = getattr(timings[over], attribute) / getattr(timings[under], attribute)
+
+    put("train input, pipeline / reference, per core", "pipeline train (aug + log-mel)", "reference train (aug)")
+    put("train input, pipeline / reference, total", "pipeline train (aug + log-mel)", "reference train (aug)",
+        "per_second")
+    put("validation input, pipeline / reference, per core", "pipeline validation (log-mel)", "reference validation")
+    put("training, real input / constant input", "train step, real augmented input", "train step, constant input",
+        "per_second")
+    put("inference, whole / decode only", "inference: decode + windows + predict", "inference: decode only",
+        "per_second")
+    put("inference, whole / predict only", "inference: decode + windows + predict", "inference: predict only",
+        "per_second")
+    return out
+
+
+def run(config_path: Path | None, *, size: str = "full", data: Path | None = None, workflow_dir: Path | None = None,
+        json_out: Path | None = None, markdown_out: Path | None = None, overrides: dict[str, Any] | None = None,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure everything, print the table and write it as JSON (and Markdown); returns the results."""
+    config = load_config(config_path, overrides)
+    data = Path(data) if data else configured_data_dir(config)
+    if not (data / "train_tp.csv").exists():
+        raise FileNotFoundError(f"{data}: no dataset there (run `make demo` or `rfcx synth --out {data}` first)")
+    timings: dict[str, Timing] = {}
+    with tempfile.TemporaryDirectory(prefix="rfcx-bench-") as scratch:
+        bench = Bench(config, data, Path(scratch), SIZES[size])
+        steps = [
+            ("reference train (aug)", lambda: bench.reference(augment=True)),
+            ("reference validation", lambda: bench.reference(augment=False)),
+            ("pipeline train (aug + log-mel)", lambda: bench.pipeline(augment=True)),
+            ("pipeline validation (log-mel)", lambda: bench.pipeline(augment=False)),
+        ]
+        for name, measure in steps:
+            log(f"measuring {name} ...")
+            timings[name] = measure()
+        log("measuring training throughput ...")
+        training = bench.training()
+        timings["train step, real augmented input"] = training["real"]
+        timings["train step, constant input"] = training["constant"]
+        log("measuring test inference ...")
+        for key, timing in bench.inference().items():
+            label = {"whole": "decode + windows + predict", "decode": "decode only", "predict": "predict only"}[key]
+            timings[f"inference: {label}"] = timing
+    noop = snakemake_noop(workflow_dir)
+    if noop is not None:
+        timings["snakemake -n on a finished run"] = noop
+    results = {
+        "machine": machine(), "size": size, "config": str(config_path), "data": str(data),
+        "window_seconds": config["windows"]["window_seconds"], "train_batch_size": config["train"]["batch_size"],
+        "timings": {name: {**asdict(timing), "per_second": timing.per_second, "per_cpu_second": timing.per_cpu_second}
+                    for name, timing in timings.items()},
+        "ratios": ratios(timings),
+    }
+    text = table(results)
+    log(text)
+    if json_out:
+        Path(json_out).write_text(json.dumps(results, indent=2) + "\n")
+    if markdown_out:
+        Path(markdown_out).write_text(markdown_report(results, text))
+    return results
+
+
+def markdown_report(results: dict[str, Any], text: str) -> str:
+    """benchmarks/RESULTS.md: the table with the machine it was measured on."""
+    machine_lines = "\n".join(f"- {key}: {value}" for key, value in results["machine"].items())
+    return (f"# rfcx bench: latest measured results\n\nProduced by `rfcx bench --size {results['size']}` "
+            f"(config {results['config']}, data {results['data']}, {results['window_seconds']} s windows, "
+            f"training batch {results['train_batch_size']}).\n\nMachine:\n{machine_lines}\n\n{text}\n")

@@ -1,0 +1,153 @@
+"""Training one fold on several devices at once (train.distribution: data_parallel), checked on the CPU split into
+two virtual devices: TensorFlow's logical CPU devices, or JAX's forced host device count. Each check runs in a fresh
+Python, since the devices must be configured before the backend starts."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Two virtual devices, then the calling test's code; it prints one JSON line with what it found.
+TENSORFLOW_DEVICES = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+"""
+JAX_DEVICES = ""  # XLA_FLAGS in the environment does it
+
+SAME_STEP = """
+import json
+import keras
+import numpy as np
+from rfcx.backend import distribution_scope
+from rfcx.losses import MaskedBinaryCrossentropy
+
+rng = np.random.default_rng(0)
+x = rng.standard_normal((8, 5)).astype("float32")
+y = (rng.random((8, 3)) > 0.5).astype("float32")
+y[0, 1] = -1.0  # a masked-out label: the masked loss must be averaged the same way on 2 devices as on 1
+
+
+def one_step(kind):
+    with distribution_scope(kind, batch_size=8) as devices:
+        keras.utils.set_random_seed(1)
+        model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, activation="sigmoid")])
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss=MaskedBinaryCrossentropy())
+        loss = model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0).history["loss"][0]
+        return devices, [w.tolist() for w in model.get_weights()], loss
+
+
+single_devices, single, single_loss = one_step("none")
+parallel_devices, parallel, parallel_loss = one_step("data_parallel")
+gap = max(float(np.abs(np.array(a) - np.array(b)).max()) for a, b in zip(single, parallel))
+print(json.dumps({"devices": [single_devices, parallel_devices], "weight_gap": gap,
+                  "losses": [single_loss, parallel_loss]}))
+"""
+
+TRAIN_FOLD = """
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rfcx.cache import WaveformCache
+from rfcx.config import load_config
+from rfcx.train import load_detector, train_fold
+
+rate, seconds, margin = 48_000, 1.0, 0.25
+rng = np.random.default_rng(0)
+span = int((seconds + 2 * margin) * rate)
+t = np.arange(span) / rate
+species = np.arange(16) % 4
+audio = 0.05 * rng.standard_normal((16, span)) + 0.5 * np.sin(2 * np.pi * (500 + 1500 * species[:, None]) * t)
+out = Path(tempfile.mkdtemp())
+np.save(out / "waveforms.npy", (audio * 20000).astype(np.int16))
+labels = np.zeros((16, 24), dtype=np.int8)
+labels[np.arange(16), species] = 1
+windows = pd.DataFrame({"window_id": np.arange(16), "recording_id": [f"r{i:02d}" for i in range(16)],
+                        "fold": np.arange(16) % 2, "start": 1.0, "end": 1.0 + seconds, "source": "tp",
+                        "species_id": species, "labels": list(labels), "negatives": list(np.zeros_like(labels))})
+index = pd.DataFrame({"window_id": np.arange(16), "span_start": 0, "window_offset": int(margin * rate)})
+cache = WaveformCache(out / "waveforms.npy", index, int(seconds * rate))
+config = load_config(None, {
+    "windows": {"window_seconds": seconds, "margin_seconds": margin},
+    "features": {"n_mels": 32, "frames": 32},
+    "model": {"backbone": "mobilenetv3small", "dense_units": 32},
+    "augment": [{"type": "GaussianNoiseSNR", "p": 0.5, "min_snr": 5.0, "max_snr": 20.0}],
+    "train": {"epochs": 1, "batch_size": 4, "steps_per_epoch": 2, "workers": 0, "distribution": "data_parallel"},
+    "folds": {"n_folds": 2},
+})
+history = train_fold(windows, cache, config, fold=0, out_dir=out / "fold0")
+scores = load_detector(out / "fold0" / "model.keras").predict(np.zeros((2, int(seconds * rate)), "float32"), verbose=0)
+print(json.dumps({"epochs": len(history), "losses": history["loss"].tolist(),
+                  "scores_shape": list(scores.shape), "finite": bool(np.isfinite(scores).all())}))
+"""
+
+
+def run_on_two_devices(backend: str, code: str) -> dict:
+    env = {**os.environ, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1",
+           "TF_NUM_INTRAOP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if backend == "jax":
+        env["XLA_FLAGS"] = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+    setup = TENSORFLOW_DEVICES if backend == "tensorflow" else JAX_DEVICES
+    result = subprocess.run([sys.executable, "-c", setup + textwrap.dedent(code)], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return json.loads(result.stdout.strip().splitlines()[-1]) | {"stderr": result.stderr}
+
+
+def backends() -> list:
+    jax = pytest.param("jax", marks=pytest.mark.skipif(importlib.util.find_spec("jax") is None,
+                                                       reason="jax is not installed (pip install jax)"))
+    tensorflow = pytest.param("tensorflow", marks=pytest.mark.skipif(
+        importlib.util.find_spec("tensorflow") is None, reason="tensorflow is not installed"))
+    return [tensorflow, jax]
+
+
+@pytest.mark.parametrize("backend", backends())
+def test_a_step_on_two_devices_equals_the_same_step_on_one(backend: str) -> None:
+    """Each device takes half of the batch and the gradients are averaged, so one SGD step (masked loss included)
+    gives the same weights as on one device."""
+    found = run_on_two_devices(backend, SAME_STEP)
+    assert found["devices"] == [1, 2]
+    assert found["weight_gap"] < 1e-5, found["weight_gap"]
+    assert found["losses"][0] == pytest.approx(found["losses"][1], rel=1e-5)
+
+
+@pytest.mark.parametrize("backend", backends())
+def test_a_fold_trains_data_parallel_and_saves_a_plain_detector(backend: str) -> None:
+    found = run_on_two_devices(backend, TRAIN_FOLD)
+    assert "data parallel over 2 devices, 2 windows of each batch per device" in found["stderr"]
+    assert found["epochs"] == 1 and all(loss == loss and loss < 1e3 for loss in found["losses"]), found["losses"]
+    assert found["scores_shape"] == [2, 24] and found["finite"]
+
+
+def test_a_batch_that_cannot_be_split_evenly_is_refused() -> None:
+    from rfcx.backend import _check_split
+
+    _check_split(8, 2)
+    with pytest.raises(ValueError, match="multiple of 3"):
+        _check_split(8, 3)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed (pip install jax)")
+def test_on_jax_a_validation_fold_whose_last_batch_cannot_be_split_is_refused_before_training() -> None:
+    """JAX shards every batch evenly (a last batch of 3 windows on 2 devices fails deep inside fit): say so first."""
+    code = TRAIN_FOLD.replace('"fold": np.arange(16) % 2', '"fold": (np.arange(16) >= 9).astype(int)')
+    code = code.replace("history = train_fold(", "try:\n    train_fold(") .replace(
+        'out_dir=out / "fold0")\n', 'out_dir=out / "fold0")\nexcept ValueError as error:\n'
+        '    print(json.dumps({"refused": str(error)}))\n    raise SystemExit\n')
+    found = run_on_two_devices("jax", code)
+    assert "cannot be split evenly over 2 devices" in found["refused"]

@@ -1,0 +1,78 @@
+"""The quality benchmark: every recipe is a valid config that differs from the default by its switch alone and
+shares the dataset, folds and budget; a finished run's scores are collected and laid side by side."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from rfcx.bench.quality import REPO, Budget, Outcome, collect, recipe_config, recipes, render_markdown, render_text
+from rfcx.cli import main
+from rfcx.scoring import score_table
+
+
+def changed_keys(a: dict, b: dict) -> set[str]:
+    keys = set()
+    for section in set(a) | set(b):
+        if isinstance(a.get(section), dict) and isinstance(b.get(section), dict):
+            keys |= {f"{section}.{k}" for k in set(a[section]) | set(b[section]) if a[section].get(k) != b[section].get(k)}
+        elif a.get(section) != b.get(section):
+            keys.add(section)
+    return keys
+
+
+def test_every_recipe_validates_and_shares_the_data_folds_and_budget(tmp_path) -> None:
+    budget = Budget(scale="tiny", folds=2, epochs=1, steps_per_epoch=2, batch_size=4)
+    configs = {name: recipe_config(recipe, budget, tmp_path) for name, recipe in recipes().items()}
+    for config in configs.values():
+        assert config["synth"] == {"scale": "tiny", "seed": 0, "root": str(tmp_path)}
+        assert config["folds"]["n_folds"] == 2 and config["seed"] == 0 and config["results_dir"] == "results"
+        assert (config["train"]["epochs"], config["train"]["steps_per_epoch"], config["train"]["batch_size"]) == (1, 2, 4)
+    default = configs["default"]
+    assert configs["reference"]["model"]["output"] == "softmax" and default["model"]["output"] == "sigmoid"
+    assert changed_keys(default, configs["sed-max"]) == {"model.head"}
+    assert changed_keys(default, configs["no-frequency-channel"]) == {"model.frequency_channel"}
+    assert changed_keys(default, configs["mixup"]) == {"augment"}
+    assert configs["mixup"]["augment"][-1]["type"] == "Mixup"
+    assert default["augment"] == yaml.safe_load((REPO / "config.yaml").read_text())["augment"]
+
+
+def fake_results(root, seed: int) -> None:
+    """A results folder as the workflow writes it (scores from rfcx.scoring on random predictions)."""
+    rng = np.random.default_rng(seed)
+    truth = (rng.random((40, 24)) < 0.1).astype(float)
+    truth[np.arange(40), rng.integers(0, 24, 40)] = 1
+    (root / "scores").mkdir(parents=True)
+    (root / "scores" / "oof.json").write_text(json.dumps({**score_table(truth, rng.random((40, 24))),
+                                                          "per_fold": {}}))
+    (root / "scores" / "test.json").write_text(json.dumps({"test": score_table(truth, rng.random((40, 24)))}))
+    (root / "benchmarks" / "train").mkdir(parents=True)
+    for fold in range(2):
+        pd.DataFrame({"s": [10.0 + fold], "max_rss": [1.0]}).to_csv(root / "benchmarks" / "train" / f"fold{fold}.tsv",
+                                                                    sep="\t", index=False)
+
+
+def test_finished_runs_are_collected_and_laid_side_by_side(tmp_path) -> None:
+    known = recipes()
+    outcomes = []
+    for seed, name in enumerate(["reference", "default", "mixup"]):
+        fake_results(tmp_path / name / "results", seed)
+        outcomes.append(collect(known[name], tmp_path / name / "results", wall_seconds=60.0))
+    outcomes.append(Outcome(known["softmax"], tmp_path / "softmax", 5.0, error="snakemake exited 1"))
+    assert outcomes[0].train_seconds == 21.0
+    text = render_text(outcomes)
+    assert "reference" in text and "default" in text and "snakemake exited 1" in text and "s23" in text
+    markdown = render_markdown(outcomes, Budget(scale="tiny"))
+    assert "## Side by side" in markdown and "## Ablations" in markdown and "## Test LWLRAP per species" in markdown
+    assert f"{outcomes[1].test['lwlrap']:.4f}" in markdown and "cores" in markdown
+
+
+def test_an_unknown_recipe_is_refused_before_anything_runs(tmp_path) -> None:
+    with pytest.raises(ValueError, match="unknown recipe"):
+        main(["quality", "--recipes", "default,nonsense", "--work-dir", str(tmp_path), "--markdown",
+              str(tmp_path / "q.md")])
+    assert not any(tmp_path.iterdir())
