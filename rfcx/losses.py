@@ -36,7 +36,17 @@ def _smoothed(targets: Tensor, label_smoothing: float, num_classes: Tensor | flo
 
 
 class _MaskedLoss(keras.losses.Loss):
-    """Shared constructor and config of the masked losses: both take ``from_logits`` and smoothing."""
+    """Shared constructor and config of the masked losses.
+
+    Args:
+        from_logits: whether ``y_pred`` holds logits rather than probabilities.
+        label_smoothing: in [0, 1]; 0 disables it.
+        reduction: Keras reduction over the per-example losses.
+        name: loss name (default: the subclass's ``default_name``).
+        dtype: dtype of the computation.
+    """
+
+    default_name = "masked_loss"
 
     def __init__(
         self,
@@ -46,7 +56,7 @@ class _MaskedLoss(keras.losses.Loss):
         name: str | None = None,
         dtype: str | None = None,
     ) -> None:
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        super().__init__(name=name or self.default_name, reduction=reduction, dtype=dtype)
         if not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
         self.from_logits = bool(from_logits)
@@ -71,24 +81,9 @@ class MaskedBinaryCrossentropy(_MaskedLoss):
     Without unknown labels it equals ``keras.losses.binary_crossentropy``. ``label_smoothing`` moves
     each known target towards 0.5, as in Keras. Probabilities are clipped to [ε, 1 − ε] (Keras epsilon)
     by ``keras.ops.binary_crossentropy`` on every backend, so saturated outputs give finite values.
-
-    Args:
-        from_logits: whether ``y_pred`` holds logits rather than sigmoid probabilities.
-        label_smoothing: in [0, 1]; 0 disables it.
-        reduction: Keras reduction over the per-example losses.
-        name: loss name.
-        dtype: dtype of the computation.
     """
 
-    def __init__(
-        self,
-        from_logits: bool = False,
-        label_smoothing: float = 0.0,
-        reduction: str | None = "sum_over_batch_size",
-        name: str = "masked_binary_crossentropy",
-        dtype: str | None = None,
-    ) -> None:
-        super().__init__(from_logits, label_smoothing, reduction, name, dtype)
+    default_name = "masked_binary_crossentropy"
 
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
         """Return the (batch,) per-example loss for (batch, C) targets and predictions."""
@@ -108,24 +103,9 @@ class MaskedCategoricalCrossentropy(_MaskedLoss):
     Soft targets are normalised the same way, so only their relative sizes within a row matter. Rows
     with no target mass (no positive) contribute 0, also when label smoothing is on. ``label_smoothing``
     mixes the normalised target with the uniform distribution over the C classes, as in Keras.
-
-    Args:
-        from_logits: whether ``y_pred`` holds logits rather than softmax probabilities.
-        label_smoothing: in [0, 1]; 0 disables it.
-        reduction: Keras reduction over the per-example losses.
-        name: loss name.
-        dtype: dtype of the computation.
     """
 
-    def __init__(
-        self,
-        from_logits: bool = False,
-        label_smoothing: float = 0.0,
-        reduction: str | None = "sum_over_batch_size",
-        name: str = "masked_categorical_crossentropy",
-        dtype: str | None = None,
-    ) -> None:
-        super().__init__(from_logits, label_smoothing, reduction, name, dtype)
+    default_name = "masked_categorical_crossentropy"
 
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
         """Return the (batch,) per-example loss for (batch, C) targets and predictions."""

@@ -70,7 +70,8 @@ def test_a_submission_missing_a_recording_or_with_nan_is_refused() -> None:
         check_submission(bad, sample)
 
 
-def test_a_short_last_batch_is_padded_to_the_compiled_shape_and_cut_back() -> None:
+def spied_model():
+    """A small Keras model whose predict_on_batch records the size of every batch it is given."""
     import keras
 
     inputs = keras.Input((8,))
@@ -78,6 +79,11 @@ def test_a_short_last_batch_is_padded_to_the_compiled_shape_and_cut_back() -> No
     seen: list[int] = []
     original = model.predict_on_batch
     model.predict_on_batch = lambda batch: (seen.append(len(batch)), original(batch))[1]
+    return model, seen, original
+
+
+def test_a_short_last_batch_is_padded_to_the_compiled_shape_and_cut_back() -> None:
+    model, seen, original = spied_model()
     windows = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
     scores = predict_batch(model, windows, batch_size=16)
     assert seen == [16] and scores.shape == (5, 3) and scores.dtype == np.float32
@@ -85,13 +91,7 @@ def test_a_short_last_batch_is_padded_to_the_compiled_shape_and_cut_back() -> No
 
 
 def test_recordings_are_scored_in_full_batches_across_recording_boundaries() -> None:
-    import keras
-
-    inputs = keras.Input((8,))
-    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
-    seen: list[int] = []
-    original = model.predict_on_batch
-    model.predict_on_batch = lambda batch: (seen.append(len(batch)), original(batch))[1]
+    model, seen, original = spied_model()
     rng = np.random.default_rng(0)
     recordings = {f"r{i}": rng.standard_normal((n, 8)).astype(np.float32) for i, n in enumerate((3, 6, 1, 5))}
     scorer = WindowScorer(model, batch_size=4)
