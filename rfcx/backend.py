@@ -52,13 +52,13 @@ def choose_precision(setting: str) -> str:
 
 
 @contextlib.contextmanager
-def distribution_scope(kind: str, batch_size: int, partial_batches: tuple[int, ...] = ()) -> Iterator[int]:
+def distribution_scope(kind: str, batch_size: int) -> Iterator[int]:
     """Where a model built, compiled and fitted inside runs: `none` on one device (the default device placement), or
     `data_parallel` on every visible GPU (every logical CPU device where there is no GPU), each with a copy of the
     weights and a slice of every batch of `batch_size` windows, gradients averaged across them. Yields the number of
     devices. TensorFlow uses tf.distribute.MirroredStrategy (which also splits a smaller last batch unevenly), JAX
-    keras.distribution.DataParallel, which shards every batch evenly, so `partial_batches` (the sizes of the epochs'
-    smaller last batches) must split evenly too."""
+    keras.distribution.DataParallel, which shards every batch evenly: training then pads short last batches with
+    masked windows (rfcx.loader.padded_batch)."""
     if kind == "none":
         yield 1
         return
@@ -75,8 +75,7 @@ def distribution_scope(kind: str, batch_size: int, partial_batches: tuple[int, .
             yield strategy.num_replicas_in_sync
     elif backend == "jax":
         devices = keras.distribution.list_devices()  # the GPUs, or the CPU devices where there is none
-        for size in (batch_size, *partial_batches):
-            _check_split(size, len(devices))
+        _check_split(batch_size, len(devices))
         previous = keras.distribution.distribution()
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
         try:
@@ -90,8 +89,7 @@ def distribution_scope(kind: str, batch_size: int, partial_batches: tuple[int, .
 def _check_split(batch_size: int, devices: int) -> None:
     if batch_size % devices:
         raise ValueError(f"a batch of {batch_size} windows cannot be split evenly over {devices} devices; "
-                         f"use a train.batch_size that is a multiple of {devices} (with JAX, one that also leaves a "
-                         "last batch of the validation fold that is)")
+                         f"use a train.batch_size that is a multiple of {devices}")
 
 
 def backend_summary() -> str:

@@ -92,6 +92,18 @@ class FrameBoxes:
         return out
 
 
+def padded_batch(waveforms: np.ndarray, targets: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A short batch filled up to `size` with silent windows whose every target is unknown (-1): the masked losses
+    give them zero loss and LWLRAP counts no positive in them, so they change no gradient and no score. Data-parallel
+    training needs it where every batch must split evenly over the devices (JAX shards batches, it cannot split a
+    short last batch unevenly as TensorFlow does)."""
+    extra = size - len(waveforms)
+    waveforms = np.concatenate([waveforms, np.zeros((extra, *waveforms.shape[1:]), dtype=waveforms.dtype)])
+    targets = [np.concatenate([target, np.full((extra, *target.shape[1:]), -1.0, dtype=target.dtype)])
+               for target in targets]
+    return waveforms, targets
+
+
 class WindowBatches(keras.utils.PyDataset):
     """Batches of (waveforms, targets) for a set of cached windows.
 
@@ -108,8 +120,10 @@ class WindowBatches(keras.utils.PyDataset):
     def __init__(self, cache: WaveformCache, rows: np.ndarray, targets: np.ndarray, batch_size: int, *,
                  shuffle: bool = False, seed: int = 0, jitter_samples: int = 0,
                  host_transform: HostTransform | None = None, max_batches: int = 0,
-                 frame_boxes: FrameBoxes | None = None, batch_transform: BatchTransform | None = None, **kwargs):
+                 frame_boxes: FrameBoxes | None = None, batch_transform: BatchTransform | None = None,
+                 pad_to_batch: bool = False, **kwargs):
         super().__init__(**kwargs)
+        self.pad_to_batch = pad_to_batch
         if len(rows) != len(targets):
             raise ValueError(f"{len(rows)} rows but {len(targets)} targets")
         if len(rows) == 0:
@@ -161,6 +175,8 @@ class WindowBatches(keras.utils.PyDataset):
             targets.append(self.frame_boxes.targets(picked, shift))
         if self.shuffle and self.batch_transform is not None:
             waveforms, targets = self.batch_transform(waveforms, targets, rng)
+        if self.pad_to_batch and len(picked) < self.batch_size:
+            waveforms, targets = padded_batch(waveforms, targets, self.batch_size)
         if self.frame_boxes is not None:
             return {"waveform": waveforms, "frame_targets": targets[1]}, targets[0]
         return waveforms, targets[0]

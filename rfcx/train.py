@@ -105,7 +105,7 @@ def best_logged(history: Path) -> float | None:
 
 def fold_datasets(windows: pd.DataFrame, cache: WaveformCache, config: dict[str, Any], fold: int,
                   host_transform=None, batch_transform=None,
-                  n_frames: int = 0) -> tuple[WindowBatches, WindowBatches]:
+                  n_frames: int = 0, pad_to_batch: bool = False) -> tuple[WindowBatches, WindowBatches]:
     """Training batches (shuffled, jittered, other folds; `batch_transform` = Mixup) and validation batches (fold
     `fold`, as is). With `n_frames` (the sed head) each batch also carries frame-wise targets from the boxes."""
     train_cfg = config["train"]
@@ -120,7 +120,7 @@ def fold_datasets(windows: pd.DataFrame, cache: WaveformCache, config: dict[str,
     validation_targets = window_targets(windows, "negative")
     rate = config["features"]["sample_rate"]
     jitter = int(min(train_cfg["random_crop_seconds"], config["windows"]["margin_seconds"]) * rate)
-    loader = {"workers": max(train_cfg["workers"], 1), "use_multiprocessing": False}
+    loader = {"workers": max(train_cfg["workers"], 1), "use_multiprocessing": False, "pad_to_batch": pad_to_batch}
     rows = windows.window_id.to_numpy()
     train = WindowBatches(cache, rows[~is_val], targets[~is_val], train_cfg["batch_size"], shuffle=True,
                           seed=config["seed"] + fold, jitter_samples=jitter, host_transform=host_transform,
@@ -135,11 +135,7 @@ def train_fold(windows: pd.DataFrame, cache: WaveformCache, config: dict[str, An
                out_dir: str | Path, extra_callbacks: list[keras.callbacks.Callback] | None = None) -> pd.DataFrame:
     """Train fold `fold`; write model.keras (best val LWLRAP) and history.csv into `out_dir`; return the history.
     With train.distribution: data_parallel, on all devices at once, each taking a share of every batch."""
-    batch, is_val = config["train"]["batch_size"], windows.fold.to_numpy() == fold
-    last_batches = (int(is_val.sum()) % batch,  # validation; training too when an epoch is one pass
-                    0 if config["train"]["steps_per_epoch"] else int((~is_val).sum()) % batch)
-    with distribution_scope(config["train"].get("distribution", "none"), batch,
-                            tuple(size for size in last_batches if size)) as devices:
+    with distribution_scope(config["train"]["distribution"], config["train"]["batch_size"]) as devices:
         if devices > 1:
             print(f"data parallel over {devices} devices, {config['train']['batch_size'] // devices} windows "
                   "of each batch per device", file=sys.stderr)
@@ -159,7 +155,8 @@ def _train_fold(windows: pd.DataFrame, cache: WaveformCache, config: dict[str, A
                                                                         features["fmax"]))
     detector = build_model(features, config["model"], config["windows"]["window_seconds"], stages)
     model = training_model(detector, config["model"]["frame_loss_weight"])
-    train, validation = fold_datasets(windows, cache, config, fold, stages.host, stages.batch, frame_count(detector))
+    train, validation = fold_datasets(windows, cache, config, fold, stages.host, stages.batch, frame_count(detector),
+                                      pad_to_batch=config["train"]["distribution"] != "none")
     compile_model(model, config, len(train))
 
     backup = paths.backup(run_fingerprint(config, fold))

@@ -139,3 +139,30 @@ def test_an_epoch_can_be_longer_than_one_pass_and_each_pass_is_a_fresh_order(win
     assert sorted(first) == sorted(second) == list(range(16)) and list(first) != list(second)
     validation = WindowBatches(cache, np.arange(16), targets, 4, max_batches=10)
     assert len(validation) == 4  # validation never repeats windows
+
+
+def test_a_short_last_batch_can_be_padded_with_windows_that_change_no_loss_and_no_score(windows_and_cache) -> None:
+    from rfcx.loader import WindowBatches
+    from rfcx.losses import MaskedBinaryCrossentropy
+    from rfcx.metrics import LWLRAP, lwlrap
+
+    windows, cache = windows_and_cache
+    rows = windows.window_id.to_numpy()[:7]
+    targets = np.eye(24, dtype=np.float32)[np.arange(7) % 24]
+    plain = WindowBatches(cache, rows, targets, 4)
+    padded = WindowBatches(cache, rows, targets, 4, pad_to_batch=True)
+    (x_plain, y_plain), (x_pad, y_pad) = plain[1], padded[1]
+    assert x_plain.shape[0] == 3 and x_pad.shape[0] == 4 and y_pad.shape == (4, 24)
+    np.testing.assert_array_equal(x_pad[:3], x_plain)
+    np.testing.assert_array_equal(y_pad[:3], y_plain)
+    assert not x_pad[3].any() and (y_pad[3] == -1).all()
+    scores = np.random.default_rng(0).uniform(size=(4, 24)).astype(np.float32)
+    per_example = keras.ops.convert_to_numpy(MaskedBinaryCrossentropy(reduction=None)(y_pad, scores))
+    assert per_example[3] == 0 and per_example[:3] == pytest.approx(
+        keras.ops.convert_to_numpy(MaskedBinaryCrossentropy(reduction=None)(y_plain, scores[:3])))
+    streamed = []
+    for truth, predicted in ((y_pad, scores), (y_plain, scores[:3])):
+        metric = LWLRAP()
+        metric.update_state(truth, predicted)
+        streamed.append(float(keras.ops.convert_to_numpy(metric.result())))
+    assert streamed[0] == pytest.approx(streamed[1]) == pytest.approx(lwlrap(y_plain, scores[:3]))

@@ -180,31 +180,28 @@ class Bench:
         return timed(self.size.pipeline_batches * batch_size, run)
 
     def training(self) -> dict[str, Timing]:
-        """The configured detector trained on real augmented batches from the loader, and without augmentation
-        layers on one constant batch, for the same number of steps after a warm-up step each."""
+        """The configured detector trained on real augmented batches from the loader, and the same detector without
+        augmentation layers on one constant batch. Steps of the two alternate (after a warm-up step each), so a
+        change in the machine's load hits both sides alike."""
         config = {**self.config, "train": {**self.config["train"], "workers": 0}}
         fold = int(self.windows.fold.iloc[0])
         stages = self.augmentations()
         train, _ = fold_datasets(self.windows, self.cache, config, fold, stages.host)
         steps, batch_size = self.size.train_steps, config["train"]["batch_size"]
-        results = {}
+        models = {}
         for name, layers in (("real", stages), ("constant", None)):
             make_deterministic(self.config["seed"])
-            model = build_model(self.features, config["model"], self.window_seconds, layers)
-            compile_model(model, config, steps)
-            model.train_on_batch(*train[0])
-            if name == "real":
-                def run() -> None:
-                    for step in range(1, steps + 1):
-                        model.train_on_batch(*train[step % len(train)])
-            else:
-                constant = train[0]
-
-                def run() -> None:
-                    for _ in range(steps):
-                        model.train_on_batch(*constant)
-            results[name] = timed(steps * batch_size, run)
-        return results
+            models[name] = build_model(self.features, config["model"], self.window_seconds, layers)
+            compile_model(models[name], config, steps)
+            models[name].train_on_batch(*train[0])
+        constant = train[0]
+        spent = {name: [0.0, 0.0] for name in models}  # wall, cpu
+        for step in range(1, steps + 1):
+            for name, batch in (("real", lambda: train[step % len(train)]), ("constant", lambda: constant)):
+                timing = timed(batch_size, lambda: models[name].train_on_batch(*batch()))
+                spent[name][0] += timing.wall_seconds
+                spent[name][1] += timing.cpu_seconds
+        return {name: Timing(steps * batch_size, wall, cpu) for name, (wall, cpu) in spent.items()}
 
     def inference(self) -> dict[str, Timing]:
         """Whole test recordings: decode + windows + batched predict, and decode alone and predict alone."""
