@@ -176,6 +176,7 @@ def test_the_benchmark_runs_at_tiny_size_and_reports_every_figure(finished_run: 
         assert figure in result.stdout
     # even at this size the cache + batched log-mel beats whole-FLAC decoding + librosa per clip
     assert measured["ratios"]["validation input, pipeline / reference, per core"] > 2
-    # a couple of steps on a shared machine: only the order of magnitude is stable
-    assert 0.2 < measured["ratios"]["training, real input / constant input"] < 5
+    # real input adds the cache read and the augmentation layers to every step, so it cannot be much faster than a
+    # constant batch (with this toy model the input dominates: ratios of ~0.07-0.5 have been seen)
+    assert 0 < measured["ratios"]["training, real input / constant input"] < 2
     assert "| ratio | value |" in (tmp_path / "RESULTS.md").read_text()
