@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from rfcx.audio import PCM_SCALE, read_info, read_segment
+from rfcx.audio import int16_to_float, read_info, read_segment
 from rfcx.constants import SAMPLE_RATE
 from rfcx.io import atomic_path
 
@@ -90,6 +90,5 @@ class WaveformCache:
         offsets = np.clip(offsets, 0, self.span_samples - self.window_samples)
         batch = np.empty((len(rows), self.window_samples), dtype=np.float32)
         for out, (row, offset) in enumerate(zip(rows, offsets)):  # one pass per window: int16 -> scaled float32
-            np.multiply(self.array[row, offset:offset + self.window_samples], PCM_SCALE, out=batch[out],
-                        dtype=np.float32)
+            int16_to_float(self.array[row, offset:offset + self.window_samples], out=batch[out])
         return batch

@@ -92,16 +92,20 @@ class FrameBoxes:
         return out
 
 
+def pad_rows(array: np.ndarray, size: int, value: float) -> np.ndarray:
+    """`array` with rows of `value` appended up to `size` rows (unchanged when it has that many already)."""
+    extra = size - len(array)
+    if extra <= 0:
+        return array
+    return np.concatenate([array, np.full((extra, *array.shape[1:]), value, dtype=array.dtype)])
+
+
 def padded_batch(waveforms: np.ndarray, targets: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """A short batch filled up to `size` with silent windows whose every target is unknown (-1): the masked losses
     give them zero loss and LWLRAP counts no positive in them, so they change no gradient and no score. Data-parallel
     training needs it where every batch must split evenly over the devices (JAX shards batches, it cannot split a
     short last batch unevenly as TensorFlow does)."""
-    extra = size - len(waveforms)
-    waveforms = np.concatenate([waveforms, np.zeros((extra, *waveforms.shape[1:]), dtype=waveforms.dtype)])
-    targets = [np.concatenate([target, np.full((extra, *target.shape[1:]), -1.0, dtype=target.dtype)])
-               for target in targets]
-    return waveforms, targets
+    return pad_rows(waveforms, size, 0.0), [pad_rows(target, size, -1.0) for target in targets]
 
 
 class WindowBatches(keras.utils.PyDataset):
@@ -123,7 +127,6 @@ class WindowBatches(keras.utils.PyDataset):
                  frame_boxes: FrameBoxes | None = None, batch_transform: BatchTransform | None = None,
                  pad_to_batch: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.pad_to_batch = pad_to_batch
         if len(rows) != len(targets):
             raise ValueError(f"{len(rows)} rows but {len(targets)} targets")
         if len(rows) == 0:
@@ -141,6 +144,7 @@ class WindowBatches(keras.utils.PyDataset):
             raise ValueError(f"{len(self.rows)} rows but boxes for {len(frame_boxes.species)}")
         self.frame_boxes = frame_boxes
         self.batch_transform = batch_transform
+        self.pad_to_batch = pad_to_batch
         self.epoch = 0
         self.order = self._order_for(self.epoch)
 

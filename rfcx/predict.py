@@ -19,6 +19,7 @@ import pandas as pd
 from rfcx.audio import int16_to_float, read_segment
 from rfcx.cache import WaveformCache
 from rfcx.constants import SPECIES_COLUMNS
+from rfcx.loader import pad_rows
 
 
 def predict_cached_windows(model: keras.Model, cache: WaveformCache, rows: np.ndarray,
@@ -33,10 +34,8 @@ def predict_batch(model: keras.Model, windows: np.ndarray, batch_size: int) -> n
     """Scores of up to `batch_size` windows, always run as a full batch (the last one zero-padded): every call
     has the same shape, so the compiled predict function is traced once instead of again for a short last batch
     (seconds on TensorFlow, a recompilation on JAX)."""
-    count = len(windows)
-    if count < batch_size:
-        windows = np.concatenate([windows, np.zeros((batch_size - count, *windows.shape[1:]), dtype=windows.dtype)])
-    return np.asarray(model.predict_on_batch(windows), dtype=np.float32)[:count]
+    scores = model.predict_on_batch(pad_rows(windows, batch_size, 0.0))
+    return np.asarray(scores, dtype=np.float32)[:len(windows)]
 
 
 def window_starts(n_samples: int, window_samples: int, hop_samples: int) -> np.ndarray:

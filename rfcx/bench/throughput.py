@@ -42,6 +42,7 @@ from rfcx.config import load_config
 from rfcx.dataset import load_dataset, recording_path
 from rfcx.features import MinMaxScale, mel_center_frequencies
 from rfcx.folds import split_folds
+from rfcx.loader import WindowBatches
 from rfcx.model import build_front_end, build_model, window_samples
 from rfcx.predict import decoded, predict_batch, predict_recordings, sliding_windows
 from rfcx.train import compile_model, fold_datasets
@@ -149,35 +150,29 @@ class Bench:
         generator.batch(rows[:1])
         return timed(len(rows), lambda: generator.batch(rows))
 
-    def _batches(self, batch_size: int) -> list[np.ndarray]:
-        starts = range(0, self.size.pipeline_batches * batch_size, batch_size)
-        return [np.resize(self.rows, start + batch_size)[start:] for start in starts]
-
     def pipeline(self, augment: bool) -> Timing:
-        """Cache read + batched augmentation + log-mel, compiled, in training mode (or plain, for validation)."""
+        """Cache read + batched augmentation + log-mel, compiled, in training mode (or plain, for validation), fed by
+        the training loader itself (random crops and host transforms included when augmenting)."""
         batch_size = self.size.pipeline_batch_size
         stages = self.augmentations()
         model = input_pipeline_model(self.config, stages if augment else type(stages)())
-        target = np.zeros((batch_size, 24), dtype=np.float32)
         jitter = int(self.config["windows"]["margin_seconds"] * self.features["sample_rate"])
-        rng = np.random.default_rng(self.config["seed"])
-
-        def read(rows: np.ndarray) -> np.ndarray:
-            offsets = rng.integers(-jitter, jitter + 1, size=len(rows)) if augment else None
-            clips = self.cache.read(rows, offsets)
-            return np.stack([stages.host(clip, rng) for clip in clips]) if augment and stages.host else clips
+        batches = WindowBatches(self.cache, self.rows, np.zeros((len(self.rows), 24), dtype=np.float32), batch_size,
+                                shuffle=augment, seed=self.config["seed"], jitter_samples=jitter if augment else 0,
+                                host_transform=stages.host if augment else None,
+                                max_batches=self.size.pipeline_batches, pad_to_batch=True)
 
         def run() -> None:
-            for rows in self._batches(batch_size):
-                clips = read(rows)
+            for index in range(len(batches)):
+                clips, targets = batches[index]
                 if augment:
-                    model.train_on_batch(clips, target)
+                    model.train_on_batch(clips, targets)
                 else:
                     model.predict_on_batch(clips)
 
-        model.train_on_batch(read(self.rows[:batch_size]), target)
-        model.predict_on_batch(read(self.rows[:batch_size]))
-        return timed(self.size.pipeline_batches * batch_size, run)
+        model.train_on_batch(*batches[0])
+        model.predict_on_batch(batches[0][0])
+        return timed(len(batches) * batch_size, run)
 
     def training(self) -> dict[str, Timing]:
         """The configured detector trained on real augmented batches from the loader, and the same detector without

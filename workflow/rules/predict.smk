@@ -7,7 +7,7 @@ rule predict_oof:
         windows=rules.crop_windows.output[0],
         cache=rules.cache_waveforms.output.cache,
         index=rules.cache_waveforms.output.index,
-        code=code("predict", "cache"),
+        code=code("predict", "loader", "cache"),
     output:
         f"{RESULTS}/oof/fold{{fold}}.parquet",
     params:
@@ -56,7 +56,7 @@ rule predict_test:
         model=rules.train.output.model,
         validated=rules.validate.output[0],
         csvs=dataset_csvs(),
-        code=code("predict"),
+        code=code("predict", "loader"),
     output:
         windows=f"{RESULTS}/test/fold{{fold}}_windows.parquet",
         recordings=f"{RESULTS}/test/fold{{fold}}.parquet",
