@@ -41,7 +41,8 @@ def reference_transform(entry: Mapping[str, Any], sample_rate: int) -> HostTrans
     """The numpy transform for one `augment:` entry (recursively for Compose/OneOf); None when the reference
     recipe had no such transform."""
     kind = entry["type"]
-    params = {key: value for key, value in entry.items() if key not in ("type", "method", "transforms")}
+    # method / domain say where the project runs a transform; the reference always ran it on the host, per clip.
+    params = {key: value for key, value in entry.items() if key not in ("type", "method", "domain", "transforms")}
     if kind in ("Compose", "OneOf"):
         children = [t for t in (reference_transform(c, sample_rate) for c in entry.get("transforms", [])) if t]
         always = params.get("always_apply", False)

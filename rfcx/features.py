@@ -65,7 +65,7 @@ class LogMelSpectrogram(keras.layers.Layer):
     """Waveform (batch, samples) -> dB log-mel image (batch, n_mels, frames, 1), row 0 = lowest band.
 
     Each example is referenced to its own maximum (0 dB) and floored at ``-top_db``, as
-    ``power_to_db(ref=np.max, top_db=top_db)`` does per clip. This layer is not an augmentation:
+    ``power_to_db(ref=np.max, top_db=top_db)`` does per clip. The log-mel itself is not an augmentation:
     it runs identically in training and inference.
 
     Framing matches librosa 0.11 (``center=True, pad_mode="constant"``): ``keras.ops.stft`` with
@@ -77,6 +77,10 @@ class LogMelSpectrogram(keras.layers.Layer):
     under XLA), the stand-in for the reference's ``skimage.transform.resize`` (which Gaussian-smooths
     then interpolates). The resize is applied to the dB image, as the reference did, so values stay
     in [-top_db, 0] (the resampling is a convex combination) but the maximum may fall slightly below 0.
+
+    ``augment`` (optional) is the power stage of the augmentations (``rfcx.augment.power``): in training only, it
+    transforms the mel power between the filterbank and the dB conversion, where noise, gain and time shift are
+    cheap and (nearly) linear. It receives each clip's mean square (``signal_power``).
     """
 
     def __init__(
@@ -89,6 +93,7 @@ class LogMelSpectrogram(keras.layers.Layer):
         n_mels: int = 64,
         frames: int | None = 128,
         top_db: float = 80.0,
+        augment: keras.layers.Layer | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("dtype", FRONT_END_DTYPE)
@@ -101,9 +106,18 @@ class LogMelSpectrogram(keras.layers.Layer):
         self.n_mels = int(n_mels)
         self.frames = None if frames is None else int(frames)
         self.top_db = float(top_db)
+        self.augment = augment
         # A constant rather than a weight: it is fully determined by the config, so reloading
         # recomputes it and the saved file cannot carry a stale filterbank.
         self._mel_basis_t = mel_filterbank(self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax).T
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        """Build the power-stage augmentations, if any, for the mel power this layer hands them."""
+        if self.augment is not None and not self.augment.built:
+            samples = input_shape[-1]
+            frames = None if samples is None else self.native_frames(samples)
+            self.augment.build((input_shape[0], frames, self.n_mels))
+        self.built = True
 
     def native_frames(self, samples: int) -> int:
         """Number of STFT frames librosa (center=True) produces for ``samples`` samples."""
@@ -142,9 +156,13 @@ class LogMelSpectrogram(keras.layers.Layer):
         # A convex combination: only float rounding can leave [-top_db, 0]; clip it back.
         return ops.clip(resized, -self.top_db, 0.0)
 
-    def call(self, inputs: Any) -> Any:
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
         waveform = ops.cast(inputs, "float32")
-        db = ops.transpose(self.power_to_db(self.power_mel(waveform)), (0, 2, 1))  # (batch, n_mels, frames)
+        power = self.power_mel(waveform)
+        if training and self.augment is not None:
+            signal_power = ops.mean(ops.square(waveform), axis=-1, keepdims=True)
+            power = self.augment(power, training=True, signal_power=signal_power)
+        db = ops.transpose(self.power_to_db(power), (0, 2, 1))  # (batch, n_mels, frames)
         if self.frames is not None:
             db = self.resize_time(db)
         return ops.expand_dims(db, -1)  # (batch, n_mels, frames, 1)
@@ -167,8 +185,16 @@ class LogMelSpectrogram(keras.layers.Layer):
             n_mels=self.n_mels,
             frames=self.frames,
             top_db=self.top_db,
+            augment=None if self.augment is None else keras.saving.serialize_keras_object(self.augment),
         )
         return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> LogMelSpectrogram:
+        config = dict(config)
+        if config.get("augment") is not None:
+            config["augment"] = keras.saving.deserialize_keras_object(config["augment"])
+        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="rfcx")

@@ -3,7 +3,8 @@
 Putting augmentation and the spectrogram in the model means they run batched on the accelerator during training and
 vanish at inference (every augmentation layer is the identity when training is false), and a saved `.keras` file
 takes raw audio, so prediction cannot drift from training's preprocessing. Reads top to bottom:
-waveform -> [waveform augmentations] -> log-mel (dB) -> [spectrogram augmentations] -> min-max scale
+waveform -> [waveform augmentations] -> mel power -> [power augmentations] -> dB -> [spectrogram augmentations]
+-> min-max scale
 -> [frequency coordinate channel] -> backbone -> head.
 
 Two heads: `reference` (global average pooling and a dense classifier, as in the reference recipe) and `sed`
@@ -37,12 +38,13 @@ def window_samples(features: dict[str, Any], window_seconds: float) -> int:
     return int(round(window_seconds * features["sample_rate"]))
 
 
-def build_front_end(features: dict[str, Any]) -> LogMelSpectrogram:
-    """The log-mel layer configured as in the reference recipe (n_fft, hop, fmin, fmax from config)."""
+def build_front_end(features: dict[str, Any], augment: keras.layers.Layer | None = None) -> LogMelSpectrogram:
+    """The log-mel layer configured as in the reference recipe (n_fft, hop, fmin, fmax from config), with the power
+    stage of the augmentations (``AugmentationStages.power``) inside it, if any."""
     return LogMelSpectrogram(sample_rate=features["sample_rate"], n_fft=features["n_fft"],
                              hop_length=features["hop_length"], fmin=features["fmin"], fmax=features["fmax"],
                              n_mels=features["n_mels"], frames=features["frames"], top_db=features["top_db"],
-                             dtype="float32", name="log_mel")
+                             augment=augment, dtype="float32", name="log_mel")
 
 
 def build_backbone(name: str, input_shape: tuple[int, int, int]) -> keras.Model:
@@ -165,7 +167,7 @@ def build_model(features: dict[str, Any], model: dict[str, Any], window_seconds:
     x = waveform
     if augmentations is not None and augmentations.waveform is not None:
         x = augmentations.waveform(x)
-    x = build_front_end(features)(x)
+    x = build_front_end(features, augmentations.power if augmentations is not None else None)(x)
     if augmentations is not None and augmentations.spectrogram is not None:
         x = augmentations.spectrogram(x)
     x = MinMaxScale(dtype="float32", name="min_max")(x)

@@ -184,24 +184,21 @@ def plot_augmentations(windows_path: str | Path, cache_path: str | Path, index_p
     import numpy as np
 
     from rfcx.augment import build_augmentations
-    from rfcx.features import mel_center_frequencies
     from rfcx.model import build_front_end
     from rfcx.plots import plot_mel_grid
 
     cache = open_cache(cache_path, index_path, features, window_seconds)
     waveform = cache.read(np.array([0]))
     front_end = build_front_end(features)
-    mel_frequencies = mel_center_frequencies(features["n_mels"], features["fmin"], features["fmax"])
     images = {"original": np.asarray(front_end(waveform))[0, :, :, 0]}
     for leaf in augmentation_leaves(augment):
-        stages = build_augmentations([leaf], sample_rate=features["sample_rate"], mel_frequencies=mel_frequencies,
-                                     seed=seed)
+        stages = build_augmentations([leaf], features=features, seed=seed)
         audio = waveform
         if stages.host is not None:
             audio = stages.host(audio[0], np.random.default_rng(seed))[None].astype(np.float32)
         if stages.waveform is not None:
             audio = stages.waveform(audio, training=True)
-        image = front_end(audio)
+        image = build_front_end(features, stages.power)(audio, training=True)
         if stages.spectrogram is not None:
             image = stages.spectrogram(image, training=True)
         label = leaf["type"] + "".join(f"\n{key}={value}" for key, value in leaf.items()

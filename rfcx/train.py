@@ -24,7 +24,6 @@ import pandas as pd
 from rfcx.augment import build_augmentations
 from rfcx.backend import backend_summary, choose_precision, distribution_scope, make_deterministic
 from rfcx.cache import WaveformCache
-from rfcx.features import mel_center_frequencies
 from rfcx.loader import FrameBoxes, WindowBatches, window_targets
 from rfcx.losses import MaskedBinaryCrossentropy, MaskedCategoricalCrossentropy
 from rfcx.metrics import LWLRAP
@@ -150,9 +149,7 @@ def _train_fold(windows: pd.DataFrame, cache: WaveformCache, config: dict[str, A
     keras.config.set_dtype_policy(choose_precision(config["train"]["mixed_precision"]))
     print(f"training fold {fold}: {backend_summary()}, policy {keras.config.dtype_policy().name}", file=sys.stderr)
     features = config["features"]
-    stages = build_augmentations(config["augment"], sample_rate=features["sample_rate"], seed=config["seed"] + fold,
-                                 mel_frequencies=mel_center_frequencies(features["n_mels"], features["fmin"],
-                                                                        features["fmax"]))
+    stages = build_augmentations(config["augment"], features=features, seed=config["seed"] + fold)
     detector = build_model(features, config["model"], config["windows"]["window_seconds"], stages)
     model = training_model(detector, config["model"]["frame_loss_weight"])
     train, validation = fold_datasets(windows, cache, config, fold, stages.host, stages.batch, frame_count(detector),

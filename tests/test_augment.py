@@ -29,6 +29,9 @@ from keras import ops
 
 from rfcx.augment import (
     AUGMENT_SCHEMA,
+    SpectralNoiseSNR,
+    SpectralTimeShift,
+    SpectralVolumeControl,
     Compose,
     GaussianNoiseSNR,
     MelPitchShift,
@@ -46,6 +49,7 @@ from rfcx.features import LogMelSpectrogram, MinMaxScale, mel_center_frequencies
 SR = 48_000
 CENTRES_64 = mel_center_frequencies(64, 84.0, 15056.0)
 CENTRES_128 = mel_center_frequencies(128, 84.0, 15056.0)
+FEATURES = {"sample_rate": SR, "n_fft": 2048, "hop_length": 512, "fmin": 84.0, "fmax": 15056.0, "n_mels": 64}
 
 BRIEF_SPEC: list[dict[str, Any]] = [
     {
@@ -60,6 +64,19 @@ BRIEF_SPEC: list[dict[str, Any]] = [
     {"type": "TimeShift", "p": 0.5, "max_shift_seconds": 1.0, "padding": "replace"},
     {"type": "VolumeControl", "p": 0.5, "db_limit": 10, "mode": "uniform"},
 ]
+
+
+def in_domain(spec: list[dict[str, Any]], domain: str) -> list[dict[str, Any]]:
+    """``spec`` with every transform that has a ``domain`` (noises, TimeShift, VolumeControl) set to ``domain``."""
+    def one(entry: dict[str, Any]) -> dict[str, Any]:
+        entry = dict(entry)
+        if "transforms" in entry:
+            entry["transforms"] = [one(child) for child in entry["transforms"]]
+        elif entry["type"] in ("GaussianNoiseSNR", "PinkNoiseSNR", "TimeShift", "VolumeControl"):
+            entry["domain"] = domain
+        return entry
+
+    return [one(entry) for entry in spec]
 
 
 class AddConstant(RandomTransform):
@@ -423,11 +440,19 @@ def test_same_seed_same_draws() -> None:
 
 
 def build(spec: list[dict[str, Any]], seed: int = 0) -> Any:
-    return build_augmentations(spec, sample_rate=SR, mel_frequencies=CENTRES_64, seed=seed)
+    return build_augmentations(spec, features=FEATURES, seed=seed)
 
 
 def test_build_brief_spec_splits_stages() -> None:
+    """By default the noises, shift and volume run on the mel power; domain: waveform puts them on the audio."""
     stages = build(BRIEF_SPEC)
+    assert stages.waveform is None and isinstance(stages.power, Compose) and stages.host is None
+    assert [type(t) for t in stages.power.transforms] == [OneOf, SpectralTimeShift, SpectralVolumeControl]
+    noises = stages.power.transforms[0].transforms
+    assert [(type(t), t.colour) for t in noises] == [(SpectralNoiseSNR, "white"), (SpectralNoiseSNR, "pink")]
+    assert stages.power.transforms[1].max_shift == round(SR / 512)  # 1 s in hops
+    stages = build(in_domain(BRIEF_SPEC, "waveform"))
+    assert stages.power is None
     assert isinstance(stages.waveform, Compose) and stages.host is None
     assert [type(t) for t in stages.waveform.transforms] == [OneOf, TimeShift, VolumeControl]
     assert isinstance(stages.spectrogram, MelPitchShift)
@@ -446,8 +471,10 @@ def test_build_librosa_pitch_shift_goes_to_host() -> None:
 
 
 def test_build_ungated_compose_may_span_stages() -> None:
-    stages = build([{"type": "Compose", "transforms": [{"type": "TimeShift"}, {"type": "SpecAugment"}]}])
-    assert isinstance(stages.waveform, TimeShift) and isinstance(stages.spectrogram, SpecAugment)
+    stages = build([{"type": "Compose", "transforms": [{"type": "TimeShift", "domain": "waveform"},
+                                                         {"type": "VolumeControl"}, {"type": "SpecAugment"}]}])
+    assert isinstance(stages.waveform, TimeShift) and isinstance(stages.power, SpectralVolumeControl)
+    assert isinstance(stages.spectrogram, SpecAugment)
 
 
 @pytest.mark.parametrize(
@@ -460,16 +487,18 @@ def test_build_ungated_compose_may_span_stages() -> None:
         ([{"max_steps": 2}], r"augment\[0\]: expected a mapping with a 'type'"),
         (
             [{"type": "OneOf", "transforms": [{"type": "GaussianNoiseSNR"}, {"type": "PitchShift"}]}],
-            r"augment\[0\] \(OneOf\): OneOf mixes waveform and spectrogram",
+            r"augment\[0\] \(OneOf\): OneOf mixes power and spectrogram",
         ),
         (
             [{"type": "OneOf", "transforms": [{"type": "OneOf", "transforms": [{"type": "PitchShift", "method": "librosa"}, {"type": "TimeShift"}]}]}],
-            r"augment\[0\] \(OneOf\)\.transforms\[0\] \(OneOf\): OneOf mixes host and waveform",
+            r"augment\[0\] \(OneOf\)\.transforms\[0\] \(OneOf\): OneOf mixes host and power",
         ),
         (
-            [{"type": "Compose", "p": 0.5, "transforms": [{"type": "TimeShift"}, {"type": "SpecAugment"}]}],
-            r"augment\[0\] \(Compose\): Compose mixes waveform and spectrogram",
+            [{"type": "Compose", "p": 0.5, "transforms": [{"type": "TimeShift", "domain": "waveform"}, {"type": "VolumeControl"}]}],
+            r"augment\[0\] \(Compose\): Compose mixes waveform and power",
         ),
+        ([{"type": "GaussianNoiseSNR", "level": "peak"}], r"augment\[0\] \(GaussianNoiseSNR\): .*level rms.*domain: waveform"),
+        ([{"type": "VolumeControl", "domain": "time"}], r"augment\[0\] \(VolumeControl\): domain must be one of"),
     ],
 )
 def test_build_rejects_bad_entries(spec: list[dict[str, Any]], message: str) -> None:
@@ -494,23 +523,26 @@ def test_schema_describes_and_validates_the_list() -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def augmented_model(samples: int, seed: int = 0) -> keras.Model:
-    spec = [*BRIEF_SPEC, {"type": "SpecAugment", "p": 0.5, "time_mask_frames": 2, "freq_mask_bins": 4}]
-    stages = build_augmentations(spec, sample_rate=SR, mel_frequencies=mel_center_frequencies(32, 84.0, 15056.0), seed=seed)
+def augmented_model(samples: int, seed: int = 0, domain: str = "waveform") -> keras.Model:
+    spec = [*in_domain(BRIEF_SPEC, domain), {"type": "SpecAugment", "p": 0.5, "time_mask_frames": 2, "freq_mask_bins": 4}]
+    stages = build_augmentations(spec, features={**FEATURES, "n_mels": 32}, seed=seed)
     inputs = keras.Input((samples,))
-    image = LogMelSpectrogram(n_mels=32, frames=8)(stages.waveform(inputs))
+    audio = stages.waveform(inputs) if stages.waveform is not None else inputs
+    image = LogMelSpectrogram(n_mels=32, frames=8, augment=stages.power)(audio)
     features = MinMaxScale()(stages.spectrogram(image))
     outputs = keras.layers.Dense(24, activation="sigmoid")(keras.layers.Flatten()(features))
     return keras.Model(inputs, outputs)
 
 
+@pytest.mark.parametrize("domain", ["waveform", "spectrogram"])
 @pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
-def test_fit_one_step_and_inference_is_deterministic(tmp_path: Path, jit_compile: bool) -> None:
-    """One compiled training step (XLA too: jit_compile="auto" picks it on GPU machines), then inference."""
+def test_fit_one_step_and_inference_is_deterministic(tmp_path: Path, jit_compile: bool, domain: str) -> None:
+    """One compiled training step (XLA too: jit_compile="auto" picks it on GPU machines), then inference, then a
+    save and a safe reload that brings the nested augmentations back (inside the front end for the power stage)."""
     samples = 4800
     x = signals(8, samples)
     y = (np.random.default_rng(0).uniform(size=(8, 24)) > 0.8).astype(np.float32)
-    model = augmented_model(samples)
+    model = augmented_model(samples, domain=domain)
     model.compile(optimizer="adam", loss="binary_crossentropy", jit_compile=jit_compile)
     history = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
@@ -520,7 +552,7 @@ def test_fit_one_step_and_inference_is_deterministic(tmp_path: Path, jit_compile
     model.save(path)
     reloaded = keras.saving.load_model(path, safe_mode=True)
     np.testing.assert_array_equal(reloaded.predict(x, verbose=0), first)
-    nested = reloaded.layers[1]
+    nested = reloaded.layers[1] if domain == "waveform" else reloaded.layers[1].augment
     assert isinstance(nested, Compose) and isinstance(nested.transforms[0], OneOf)
     assert nested.transforms[0].transforms[1].get_config()["min_snr"] == 5.0
 
@@ -535,7 +567,7 @@ def mixed_bfloat16() -> Any:
 def test_float32_under_mixed_precision(mixed_bfloat16: None) -> None:
     """The GPU config trains in mixed_bfloat16: augmentations and front end must still compute in float32."""
     x = signals(2, 4800)
-    model = augmented_model(4800)
+    model = augmented_model(4800, domain="waveform")
     for layer in model.layers[1:4]:
         assert layer.compute_dtype == "float32", layer.name
     image = np.asarray(model.layers[2](model.layers[1](x, training=True)))

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from rfcx.augment import Mixup, build_augmentations, mix_targets
-from rfcx.features import mel_center_frequencies
 from rfcx.loader import WindowBatches
 from test_train import windows_and_cache  # noqa: F401  (fixture)
 
@@ -43,11 +42,11 @@ def test_p_zero_changes_nothing_and_p_is_the_share_of_mixed_examples() -> None:
 
 
 def test_mixup_is_built_as_the_batch_stage_and_only_at_the_top_level() -> None:
-    centres = mel_center_frequencies(32, 84.0, 15056.0)
-    build = lambda spec: build_augmentations(spec, sample_rate=48_000, mel_frequencies=centres, seed=0)  # noqa: E731
+    features = {"sample_rate": 48_000, "n_fft": 2048, "hop_length": 512, "fmin": 84.0, "fmax": 15056.0, "n_mels": 32}
+    build = lambda spec: build_augmentations(spec, features=features, seed=0)  # noqa: E731
     stages = build([{"type": "Mixup", "p": 0.7, "alpha": 0.2}, {"type": "TimeShift", "p": 0.5}])
     assert isinstance(stages.batch, Mixup) and stages.batch.p == 0.7 and stages.batch.alpha == 0.2
-    assert stages.waveform is not None and build([]).batch is None
+    assert stages.power is not None and build([]).batch is None
     with pytest.raises(ValueError, match="top-level"):
         build([{"type": "OneOf", "transforms": [{"type": "Mixup"}, {"type": "Mixup", "alpha": 1.0}]}])
     with pytest.raises(ValueError, match="alpha"):

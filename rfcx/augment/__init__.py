@@ -1,4 +1,4 @@
-"""Training-time augmentations: batched Keras 3 layers (waveform and spectrogram stages), the per-clip
+"""Training-time augmentations: batched Keras 3 layers (waveform, mel-power and spectrogram stages), the per-clip
 numpy reference recipe (``reference``), and ``build_augmentations`` that turns the config list into stages.
 
 Importing this package registers every layer with Keras serialization (package "rfcx"), which a saved
@@ -8,6 +8,7 @@ model needs to reload with ``safe_mode=True`` and no custom_objects.
 from rfcx.augment.build import AUGMENT_SCHEMA, TRANSFORMS, AugmentationStages, build_augmentations
 from rfcx.augment.compose import Compose, OneOf, RandomTransform
 from rfcx.augment.mixup import Mixup, mix_targets
+from rfcx.augment.power import SpectralNoiseSNR, SpectralTimeShift, SpectralVolumeControl, noise_mel_statistics
 from rfcx.augment.spectrogram import MelPitchShift, SpecAugment
 from rfcx.augment.waveform import GaussianNoiseSNR, PinkNoiseSNR, SNRNoise, TimeShift, VolumeControl
 
@@ -24,8 +25,12 @@ __all__ = [
     "RandomTransform",
     "SNRNoise",
     "SpecAugment",
+    "SpectralNoiseSNR",
+    "SpectralTimeShift",
+    "SpectralVolumeControl",
     "TimeShift",
     "VolumeControl",
     "build_augmentations",
     "mix_targets",
+    "noise_mel_statistics",
 ]

@@ -3,12 +3,15 @@
 * ``host``: per-clip numpy callables run by the data loader (transforms with no device equivalent,
   e.g. the librosa pitch shift); they see the raw clip first.
 * ``waveform``: a Keras layer on (batch, samples), in the model before the log-mel front end.
+* ``power``: a Keras layer on the mel power (batch, frames, n_mels) inside the front end, before the dB conversion:
+  where the noises, TimeShift and VolumeControl run by default (``domain: spectrogram``, see ``rfcx.augment.power``).
 * ``spectrogram``: a Keras layer on the dB mel image, after the front end and before MinMaxScale.
 * ``batch``: a numpy callable on a whole training batch and its targets, run by the data loader after the host
   stage (Mixup: it mixes targets too, which never enter the model; see ``rfcx.augment.mixup``).
 
-The list is a top-level Compose. Each entry goes to the stage its type (and, for PitchShift, its
-``method``) belongs to; the order within a stage is kept, stages run host -> waveform -> spectrogram.
+The list is a top-level Compose. Each entry goes to the stage its type (and, for PitchShift, its ``method``, for
+the noises, TimeShift and VolumeControl, their ``domain``) belongs to; the order within a stage is kept, stages run
+host -> batch -> waveform -> power -> spectrogram.
 A transform type is one entry in ``TRANSFORMS`` (its parameters with defaults and descriptions, and
 a builder), from which both the parser and ``AUGMENT_SCHEMA`` are derived: adding Mixup or another
 spectrogram layer is one entry there.
@@ -25,14 +28,19 @@ import numpy as np
 
 from rfcx.augment import compose, reference
 from rfcx.augment.mixup import Mixup
+from rfcx.augment.power import SpectralNoiseSNR, SpectralTimeShift, SpectralVolumeControl
 from rfcx.augment.reference import NOISE_LEVELS, PADDING_MODES, VOLUME_MODES, HostTransform
 from rfcx.augment.spectrogram import MelPitchShift, SpecAugment
 from rfcx.augment.waveform import GaussianNoiseSNR, PinkNoiseSNR, TimeShift, VolumeControl
+from rfcx.features import mel_center_frequencies
 
-Stage = Literal["host", "batch", "waveform", "spectrogram"]
+Stage = Literal["host", "batch", "waveform", "power", "spectrogram"]
 #: The order in which stages run on a clip.
-STAGES: tuple[Stage, ...] = ("host", "batch", "waveform", "spectrogram")
+STAGES: tuple[Stage, ...] = ("host", "batch", "waveform", "power", "spectrogram")
 PITCH_METHODS: tuple[str, ...] = ("mel", "librosa")
+DOMAINS: tuple[str, ...] = ("spectrogram", "waveform")
+#: The front-end settings (``features`` keys) that building the augmentations depends on.
+FRONT_END_KEYS: tuple[str, ...] = ("sample_rate", "n_fft", "hop_length", "fmin", "fmax", "n_mels")
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,7 @@ class AugmentationStages:
     """Where the configured augmentations run; a stage with nothing to do is None."""
 
     waveform: keras.layers.Layer | None = None
+    power: keras.layers.Layer | None = None
     spectrogram: keras.layers.Layer | None = None
     host: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
     batch: Mixup | None = None
@@ -58,10 +67,19 @@ class Param:
 class BuildContext:
     """What builders need beyond an entry's own keys; hands out a distinct seed to every layer."""
 
-    sample_rate: int
-    mel_frequencies: np.ndarray
+    front_end: dict[str, Any]
     seed: int
     _issued: int = field(default=0, repr=False)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.front_end["sample_rate"])
+
+    @property
+    def mel_frequencies(self) -> np.ndarray:
+        """Centre frequency of each mel band, for spectrogram transforms that work in Hz."""
+        f = self.front_end
+        return mel_center_frequencies(f["n_mels"], f["fmin"], f["fmax"])
 
     def next_seed(self) -> int:
         """Seeds are ``seed, seed + 1, ...`` in build order: the same spec and seed give the same layers."""
@@ -101,8 +119,18 @@ def _gating(p: float) -> dict[str, Param]:
     }
 
 
+_DOMAIN = {
+    "domain": Param(
+        "spectrogram",
+        "spectrogram: on the mel power inside the front end (fast on a CPU; matches the waveform version on the mel "
+        "image within the tolerances tested, see rfcx/augment/power.py). waveform: on the audio samples (exact).",
+        {"type": "string", "enum": list(DOMAINS)},
+    ),
+}
+
 _SNR_PARAMS = {
     **_gating(0.5),
+    **_DOMAIN,
     "min_snr": Param(5.0, "Lowest signal-to-noise ratio in dB (drawn uniformly per clip).", _NUMBER),
     "max_snr": Param(20.0, "Highest signal-to-noise ratio in dB.", _NUMBER),
     "level": Param(
@@ -118,14 +146,37 @@ _SNR_PARAMS = {
 # ---------------------------------------------------------------------------------------------
 
 
-def _layer(stage: Stage, cls: type[keras.layers.Layer], *, needs_sample_rate: bool = False) -> Callable[[dict[str, Any], BuildContext], Built]:
-    """Builder for a device layer whose constructor takes the entry's keys (plus seed, sample_rate)."""
+def _layer(stage: Stage, cls: type[keras.layers.Layer]) -> Callable[[dict[str, Any], BuildContext], Built]:
+    """Builder for a device layer whose constructor takes the entry's keys (plus a seed)."""
 
     def build(params: dict[str, Any], ctx: BuildContext) -> Built:
-        extra = {"sample_rate": ctx.sample_rate} if needs_sample_rate else {}
-        return Built(stage, cls(**params, **extra, seed=ctx.next_seed()))
+        return Built(stage, cls(**params, seed=ctx.next_seed()))
 
     return build
+
+
+def _by_domain(
+    waveform_cls: type[keras.layers.Layer],
+    spectral_cls: type[keras.layers.Layer],
+    waveform_args: Callable[[BuildContext], dict[str, Any]],
+    spectral_args: Callable[[BuildContext], dict[str, Any]],
+) -> Callable[[dict[str, Any], BuildContext], Built]:
+    """Builder for a transform with a ``domain``: the waveform layer, or its mel-power twin in the power stage."""
+
+    def build(params: dict[str, Any], ctx: BuildContext) -> Built:
+        params = dict(params)
+        domain = params.pop("domain")
+        if domain == "waveform":
+            return Built("waveform", waveform_cls(**params, **waveform_args(ctx), seed=ctx.next_seed()))
+        if domain == "spectrogram":
+            return Built("power", spectral_cls(**params, **spectral_args(ctx), seed=ctx.next_seed()))
+        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+
+    return build
+
+
+def _noise(colour: str, waveform_cls: type[keras.layers.Layer]) -> Callable[[dict[str, Any], BuildContext], Built]:
+    return _by_domain(waveform_cls, SpectralNoiseSNR, lambda ctx: {}, lambda ctx: {"colour": colour, **ctx.front_end})
 
 
 def _pitch_shift(params: dict[str, Any], ctx: BuildContext) -> Built:
@@ -139,8 +190,8 @@ def _pitch_shift(params: dict[str, Any], ctx: BuildContext) -> Built:
 
 
 TRANSFORMS: dict[str, TransformType] = {
-    "GaussianNoiseSNR": TransformType("Add white Gaussian noise at a random SNR.", _SNR_PARAMS, _layer("waveform", GaussianNoiseSNR)),
-    "PinkNoiseSNR": TransformType("Add pink (1/f) noise at a random SNR.", _SNR_PARAMS, _layer("waveform", PinkNoiseSNR)),
+    "GaussianNoiseSNR": TransformType("Add white Gaussian noise at a random SNR.", _SNR_PARAMS, _noise("white", GaussianNoiseSNR)),
+    "PinkNoiseSNR": TransformType("Add pink (1/f) noise at a random SNR.", _SNR_PARAMS, _noise("pink", PinkNoiseSNR)),
     "PitchShift": TransformType(
         "Shift pitch by a random whole number of semitones.",
         {
@@ -159,6 +210,7 @@ TRANSFORMS: dict[str, TransformType] = {
         "Shift the clip in time by a random number of samples.",
         {
             **_gating(0.5),
+            **_DOMAIN,
             "max_shift_seconds": Param(2.0, "Largest shift in seconds, either way.", {"type": "number", "minimum": 0}),
             "padding": Param(
                 "replace",
@@ -166,12 +218,14 @@ TRANSFORMS: dict[str, TransformType] = {
                 {"type": "string", "enum": list(PADDING_MODES)},
             ),
         },
-        _layer("waveform", TimeShift, needs_sample_rate=True),
+        _by_domain(TimeShift, SpectralTimeShift, lambda ctx: {"sample_rate": ctx.sample_rate},
+                   lambda ctx: {"sample_rate": ctx.sample_rate, "hop_length": ctx.front_end["hop_length"]}),
     ),
     "VolumeControl": TransformType(
         "Change the gain by a random number of dB, constant or shaped over the clip.",
         {
             **_gating(0.5),
+            **_DOMAIN,
             "db_limit": Param(10.0, "Largest gain change in dB, up or down.", {"type": "number", "minimum": 0}),
             "mode": Param(
                 "uniform",
@@ -179,7 +233,8 @@ TRANSFORMS: dict[str, TransformType] = {
                 {"type": "string", "enum": list(VOLUME_MODES)},
             ),
         },
-        _layer("waveform", VolumeControl),
+        _by_domain(VolumeControl, SpectralVolumeControl, lambda ctx: {},
+                   lambda ctx: {"hop_length": ctx.front_end["hop_length"]}),
     ),
     "SpecAugment": TransformType(
         "Mask random time and mel-frequency bands of the dB image to its minimum.",
@@ -252,9 +307,10 @@ def _common_stage(builts: list[Built], where: str, kind: str) -> Stage:
     if len(stages) > 1:
         raise ValueError(
             f"{where}: {kind} mixes {' and '.join(stages)} transforms, which run in different places "
-            "(host -> waveform -> spectrogram) and cannot share one per-clip decision; keep them in one stage "
-            "(PitchShift with method: mel and SpecAugment are spectrogram transforms, the noises, TimeShift and "
-            "VolumeControl are waveform transforms, PitchShift with method: librosa is a host transform)"
+            "(host -> waveform -> power -> spectrogram) and cannot share one per-clip decision; keep them in one "
+            "stage (the noises, TimeShift and VolumeControl run on the mel power with domain: spectrogram, the "
+            "default, and on the audio with domain: waveform; PitchShift with method: mel and SpecAugment run on the "
+            "dB image; PitchShift with method: librosa is a host transform)"
         )
     return stages[0]
 
@@ -313,28 +369,20 @@ def _stage(sequence: list[Built], stage: Stage, ctx: BuildContext) -> Any:
     return _combine("Compose", stage, transforms, {"p": 1.0, "always_apply": False}, ctx).transform
 
 
-def build_augmentations(
-    spec: Sequence[Mapping[str, Any]] | None,
-    *,
-    sample_rate: int,
-    mel_frequencies: np.ndarray,
-    seed: int,
-) -> AugmentationStages:
+def build_augmentations(spec: Sequence[Mapping[str, Any]] | None, *, features: Mapping[str, Any], seed: int) -> AugmentationStages:
     """Build the configured augmentations (the ``augment:`` list, a top-level Compose) per stage.
 
-    ``mel_frequencies`` are the front end's band centres (``rfcx.features.mel_center_frequencies``),
-    needed by spectrogram transforms that work in Hz. Raises ValueError naming the offending entry
-    (e.g. ``augment[1].transforms[0] (PitchShift)``) for unknown types or keys, bad values, or a
-    OneOf / gated Compose whose transforms would have to run in different stages.
+    ``features`` is the front end's config (``FRONT_END_KEYS`` are read): power-domain transforms are built for
+    its STFT and filterbank, spectrogram transforms that work in Hz for its band centres. Raises ValueError naming
+    the offending entry (e.g. ``augment[1].transforms[0] (PitchShift)``) for unknown types or keys, bad values,
+    or a OneOf / gated Compose whose transforms would have to run in different stages.
     """
-    ctx = BuildContext(sample_rate=int(sample_rate), mel_frequencies=np.asarray(mel_frequencies), seed=int(seed))
+    missing = [key for key in FRONT_END_KEYS if key not in features]
+    if missing:
+        raise ValueError(f"build_augmentations: features lacks {missing}")
+    ctx = BuildContext(front_end={key: features[key] for key in FRONT_END_KEYS}, seed=int(seed))
     sequence = [built for entry in _parse_list(spec or [], "augment", ctx) for built in entry]
-    return AugmentationStages(
-        waveform=_stage(sequence, "waveform", ctx),
-        spectrogram=_stage(sequence, "spectrogram", ctx),
-        host=_stage(sequence, "host", ctx),
-        batch=_stage(sequence, "batch", ctx),
-    )
+    return AugmentationStages(**{stage: _stage(sequence, stage, ctx) for stage in STAGES})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,8 +414,9 @@ def _item_schema(depth: int) -> dict[str, Any]:
 AUGMENT_SCHEMA: dict[str, Any] = {
     "type": "array",
     "description": (
-        "Training-time augmentations, applied in order as a Compose. Waveform transforms run in the model "
-        "before the log-mel front end, spectrogram transforms (PitchShift method mel, SpecAugment) on the dB "
+        "Training-time augmentations, applied in order as a Compose. The noises, TimeShift and VolumeControl run "
+        "on the mel power inside the front end (domain: spectrogram, the default) or on the audio before it "
+        "(domain: waveform), spectrogram transforms (PitchShift method mel, SpecAugment) on the dB "
         "mel image after it, host transforms (PitchShift method librosa) per clip in the data loader first, "
         "Mixup on whole batches in the data loader after them. "
         "Validation and prediction are never augmented."

