@@ -52,9 +52,9 @@ REPO = Path(__file__).resolve().parents[2]
 REFERENCE_GENERATOR = REPO / "benchmarks" / "reference_generator.py"
 
 
-#: Untimed training steps before measuring: TensorFlow traces the train step again on the second call (the first
-#: call creates the optimizer's variables), which once cost ~3.5 s of an 8-step measurement.
-WARM_UP_STEPS = 2
+#: Untimed training steps before measuring. On TensorFlow the model with augmentation layers traces its train step
+#: again on the third call (~3.5 s here, once per run); counted in an 8-step measurement it halved the real-input figure.
+WARM_UP_STEPS = 3
 
 
 @dataclass(frozen=True)
