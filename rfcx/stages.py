@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from rfcx.constants import N_SPECIES, SPECIES_COLUMNS
@@ -138,19 +139,59 @@ def predict_test(model_path: str | Path, data_dir: str | Path, windows_out: str 
     return pooled
 
 
+def calibrate(oof_paths: list[str | Path], calibration_path: str | Path, scores_path: str | Path, *,
+              method: str, min_positives: int) -> dict[str, Any]:
+    """Fit the per-species calibration on every fold's OOF predictions (calibration.json), and score OOF LWLRAP
+    before and after it with a cross-fitted estimate (each fold calibrated by maps fitted on the other folds)."""
+    from rfcx.calibration import cross_fitted, fit_calibration
+    from rfcx.metrics import lwlrap
+
+    oof = pd.concat([pd.read_parquet(path) for path in oof_paths], ignore_index=True)
+    truth = oof[[f"t{index}" for index in range(N_SPECIES)]].to_numpy(dtype=np.float64)
+    raw = oof[list(SPECIES_COLUMNS)].to_numpy(dtype=np.float64)
+    folds = oof.fold.to_numpy()
+    calibration = fit_calibration(truth, raw, method, min_positives)
+    write_json(calibration.to_dict(), calibration_path)
+    calibrated = cross_fitted(truth, raw, folds, method, min_positives)
+    per_fold = {int(fold): {"raw": lwlrap(truth[folds == fold], raw[folds == fold]),
+                            "calibrated": lwlrap(truth[folds == fold], calibrated[folds == fold])}
+                for fold in np.unique(folds)}
+    scores = {"method": method, "estimate": "cross-fitted: each fold calibrated by maps fitted on the other folds",
+              "oof_lwlrap_raw": lwlrap(truth, raw), "oof_lwlrap_calibrated": lwlrap(truth, calibrated),
+              "per_fold": per_fold, "fitted_species": sum(fit.fitted for fit in calibration.species)}
+    write_json(scores, scores_path)
+    return scores
+
+
 def ensemble(fold_paths: list[str | Path], data_dir: str | Path, submission_path: str | Path,
-             test_scores_path: str | Path, *, method: str) -> pd.DataFrame:
+             test_scores_path: str | Path, *, method: str, calibration_path: str | Path | None = None) -> pd.DataFrame:
     """Ensemble the folds into submission.csv (checked against sample_submission), and score it when the dataset
-    has test_truth.csv (test_scores.json holds null otherwise)."""
+    has test_truth.csv (test_scores.json holds null otherwise). With `calibration_path`, the fold-mean
+    probabilities are calibrated before they are written, and the uncalibrated test score is kept beside the
+    submission's for comparison (test truth only scores, it never fits anything)."""
     from rfcx.scoring import score_submission
     from rfcx.submission import ensemble as combine, make_submission
 
     dataset = load_dataset(data_dir, check_audio=False)
     combined = combine([pd.read_parquet(path) for path in fold_paths], method)
+    scores: dict[str, Any] = {}
+    if calibration_path is not None:
+        import json
+
+        from rfcx.calibration import Calibration
+
+        if method != "mean":
+            raise ValueError(f"calibration maps probabilities, but ensemble.method {method!r} gives ranks: "
+                             "use ensemble.method: mean with calibration.enabled")
+        if dataset.test_truth is not None:
+            scores["test_uncalibrated"] = score_submission(make_submission(combined, dataset.sample_submission),
+                                                           dataset.test_truth)
+        calibration = Calibration.from_dict(json.loads(Path(calibration_path).read_text()))
+        combined[list(SPECIES_COLUMNS)] = calibration.apply(combined[list(SPECIES_COLUMNS)].to_numpy())
     submission = make_submission(combined, dataset.sample_submission)
     write_csv(submission, submission_path)
-    scores = score_submission(submission, dataset.test_truth) if dataset.test_truth is not None else None
-    write_json({"test": scores}, test_scores_path)
+    scores["test"] = score_submission(submission, dataset.test_truth) if dataset.test_truth is not None else None
+    write_json(scores, test_scores_path)
     return submission
 
 
@@ -181,8 +222,6 @@ def plot_augmentations(windows_path: str | Path, cache_path: str | Path, index_p
                        figure_path: str | Path, *, features: dict[str, Any], augment: list[dict[str, Any]],
                        window_seconds: float, seed: int) -> None:
     """The log-mel of one training window as the model sees it, and again after each configured augmentation."""
-    import numpy as np
-
     from rfcx.augment import build_augmentations
     from rfcx.features import mel_center_frequencies
     from rfcx.model import build_front_end
@@ -211,15 +250,17 @@ def plot_augmentations(windows_path: str | Path, cache_path: str | Path, index_p
 
 
 def summarise(submission_path: str | Path, oof_path: str | Path, test_path: str | Path, preview_path: str | Path,
-              summary_path: str | Path, preview_rows: int = 20) -> str:
-    """The first rows of the submission for the report, and a short text summary of the scores and outputs."""
+              summary_path: str | Path, preview_rows: int = 20, calibration_scores_path: str | Path | None = None) -> str:
+    """The first rows of the submission for the report, and a short text summary of the scores and outputs (with
+    the calibration's cross-fitted OOF estimate when the run calibrates)."""
     import json
 
     from rfcx.io import atomic_path
 
     write_csv(pd.read_csv(submission_path).head(preview_rows).round(4), preview_path)
     oof = json.loads(Path(oof_path).read_text())
-    test = json.loads(Path(test_path).read_text())["test"]
+    test_scores = json.loads(Path(test_path).read_text())
+    test = test_scores["test"]
     folds = ", ".join(f"fold {fold}: {score:.4f}" for fold, score in oof["per_fold"].items())
     lines = [
         f"OOF LWLRAP:  {oof['lwlrap']:.4f}  ({folds}; {oof['n']} windows)",
@@ -227,6 +268,12 @@ def summarise(submission_path: str | Path, oof_path: str | Path, test_path: str 
         "test LWLRAP: unknown (the dataset has no test_truth.csv)",
         f"submission:  {Path(submission_path).resolve()}",
     ]
+    if calibration_scores_path is not None:
+        calibration = json.loads(Path(calibration_scores_path).read_text())
+        lines.insert(1, f"OOF LWLRAP calibrated: {calibration['oof_lwlrap_calibrated']:.4f}  (raw "
+                        f"{calibration['oof_lwlrap_raw']:.4f}; cross-fitted over the folds)")
+        if test_scores.get("test_uncalibrated"):
+            lines.insert(3, f"test LWLRAP before calibration: {test_scores['test_uncalibrated']['lwlrap']:.4f}")
     text = "\n".join(lines) + "\n"
     with atomic_path(summary_path) as partial:
         partial.write_text(text)

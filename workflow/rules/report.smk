@@ -50,6 +50,7 @@ rule summarise:
         submission=rules.ensemble.output.submission,
         oof=rules.score_oof.output.scores,
         test=rules.ensemble.output.scores,
+        **calibration_inputs("scores"),
     output:
         preview=report(
             f"{RESULTS}/report/submission_preview.csv",
