@@ -77,12 +77,23 @@ def open_cache(cache_path: str | Path, index_path: str | Path, features: dict[st
 
 
 def train(windows_path: str | Path, cache_path: str | Path, index_path: str | Path, out_dir: str | Path, *,
-          config: dict[str, Any], fold: int) -> pd.DataFrame:
-    """Train one fold; writes model.keras and history.csv into out_dir."""
+          config: dict[str, Any], fold: int, pseudo: tuple[str | Path, str | Path, str | Path] | None = None
+          ) -> pd.DataFrame:
+    """Train one fold; writes model.keras and history.csv into out_dir. `pseudo` (stage 2): the paths of the
+    fold's pseudo-labelled windows, their cache and its index, trained on beside the labelled windows."""
     from rfcx.train import train_fold
 
     cache = open_cache(cache_path, index_path, config["features"], config["windows"]["window_seconds"])
-    return train_fold(pd.read_parquet(windows_path), cache, config, fold, out_dir)
+    extra = None
+    if pseudo is not None:
+        from rfcx.pseudo import with_pseudo_windows
+
+        pseudo_path, pseudo_cache_path, pseudo_index_path = pseudo
+        pseudo_cache = open_cache(pseudo_cache_path, pseudo_index_path, config["features"],
+                                  config["windows"]["window_seconds"])
+        cache, extra = with_pseudo_windows(cache, pd.read_parquet(pseudo_path), pseudo_cache)
+        print(f"stage 2: {len(extra)} pseudo-labelled windows beside the labelled ones", file=sys.stderr)
+    return train_fold(pd.read_parquet(windows_path), cache, config, fold, out_dir, pseudo=extra)
 
 
 def predict_oof(model_path: str | Path, windows_path: str | Path, cache_path: str | Path, index_path: str | Path,
@@ -119,24 +130,62 @@ def score_oof(oof_paths: list[str | Path], scores_path: str | Path, table_path: 
     return scores
 
 
+def sliding_scores(model_path: str | Path, paths: dict[str, Path], *, features: dict[str, Any],
+                   window_seconds: float, hop_seconds: float, batch_size: int, what: str) -> pd.DataFrame:
+    """Sliding-window scores of whole recordings with one saved model, with a progress bar in the log."""
+    from tqdm import tqdm
+
+    from rfcx.predict import predict_recordings
+    from rfcx.train import load_detector
+
+    with tqdm(total=len(paths), desc=what, unit="rec", file=sys.stderr) as bar:
+        return predict_recordings(load_detector(model_path), paths, sample_rate=features["sample_rate"],
+                                  window_seconds=window_seconds, hop_seconds=hop_seconds, batch_size=batch_size,
+                                  progress=bar.update)
+
+
 def predict_test(model_path: str | Path, data_dir: str | Path, windows_out: str | Path, recordings_out: str | Path,
                  *, features: dict[str, Any], window_seconds: float, predict: dict[str, Any]) -> pd.DataFrame:
     """Sliding-window scores of every test recording with one fold's model: per window and pooled per recording."""
-    from tqdm import tqdm
-
-    from rfcx.predict import pool_recordings, predict_recordings
-    from rfcx.train import load_detector
+    from rfcx.predict import pool_recordings
 
     dataset = load_dataset(data_dir, check_audio=False)
     paths = {rid: dataset.test_path(rid) for rid in dataset.test_ids}
-    with tqdm(total=len(paths), desc="test recordings", unit="rec", file=sys.stderr) as bar:
-        per_window = predict_recordings(load_detector(model_path), paths, sample_rate=features["sample_rate"],
-                                        window_seconds=window_seconds, hop_seconds=predict["hop_seconds"],
-                                        batch_size=predict["batch_size"], progress=bar.update)
+    per_window = sliding_scores(model_path, paths, features=features, window_seconds=window_seconds,
+                                hop_seconds=predict["hop_seconds"], batch_size=predict["batch_size"],
+                                what="test recordings")
     write_parquet(per_window, windows_out)
     pooled = pool_recordings(per_window, predict["pooling"])
     write_parquet(pooled, recordings_out)
     return pooled
+
+
+def predict_unlabelled(model_path: str | Path, data_dir: str | Path, folds_path: str | Path, scores_out: str | Path,
+                       *, fold: int, features: dict[str, Any], window_seconds: float, batch_size: int) -> pd.DataFrame:
+    """Scores of back-to-back windows over the train recordings of every fold but `fold`, with the stage-1 model of
+    fold `fold` (the one that never saw fold `fold`): the raw material of stage-2 fold `fold`'s pseudo-labels."""
+    dataset = load_dataset(data_dir, check_audio=False)
+    folds = pd.read_parquet(folds_path)
+    paths = {rid: dataset.train_path(rid) for rid in folds.recording_id[folds.fold != fold]}
+    per_window = sliding_scores(model_path, paths, features=features, window_seconds=window_seconds,
+                                hop_seconds=window_seconds, batch_size=batch_size, what="train recordings")
+    write_parquet(per_window, scores_out)
+    return per_window
+
+
+def pseudo_label(scores_path: str | Path, data_dir: str | Path, folds_path: str | Path, pseudo_path: str | Path, *,
+                 fold: int, settings: dict[str, Any], min_box_overlap: float) -> pd.DataFrame:
+    """Stage-2 fold `fold`'s pseudo-labelled windows (rfcx.pseudo) from predict_unlabelled's scores."""
+    from rfcx.pseudo import pseudo_label as select
+
+    dataset = load_dataset(data_dir, check_audio=False)
+    pseudo = select(pd.read_parquet(scores_path), dataset.tp, dataset.fp, pd.read_parquet(folds_path), fold=fold,
+                    threshold=settings["threshold"], low_threshold=settings["low_threshold"],
+                    max_windows=settings["max_windows"], min_box_overlap=min_box_overlap)
+    calling = int((pseudo.species_id >= 0).sum())
+    print(f"fold {fold}: {len(pseudo)} pseudo-labelled windows ({calling} with a confident call)", file=sys.stderr)
+    write_parquet(pseudo, pseudo_path)
+    return pseudo
 
 
 def calibrate(oof_paths: list[str | Path], calibration_path: str | Path, scores_path: str | Path, *,

@@ -228,3 +228,31 @@ def test_calibration_fits_on_oof_and_calibrates_the_submission(finished_run: Pat
     assert test["test_uncalibrated"]["lwlrap"] == pytest.approx(
         json.loads((finished_run / "results/scores/test.json").read_text())["test"]["lwlrap"])
     assert "OOF LWLRAP calibrated" in (run / "results/summary.txt").read_text()
+
+
+def test_pseudo_labels_train_a_second_stage_that_makes_every_prediction(finished_run: Path, tmp_path) -> None:
+    # thresholds an untrained toy model's scores (~0.04 everywhere) pass, so every fold gets pseudo windows
+    change = {"pseudo_label": {"enabled": True, "threshold": 0.01, "low_threshold": 0.0, "max_windows": 6},
+              "calibration": {"enabled": True, "min_positives": 1}}
+    plan = planned_rules(finished_run, change)
+    assert {"predict_unlabelled", "pseudo_label", "cache_pseudo", "train_stage2", "predict_oof", "predict_test",
+            "score_oof", "calibrate", "ensemble", "plot_training", "summarise"} <= plan
+    assert not plan & {"train", "crop_windows", "cache_waveforms"}  # stage 1 is reused as it is
+    run = copy_of_run(finished_run, tmp_path / "run", change)
+    snakemake(run, *MOVED_RUN, "--forcerun", "predict_oof", "predict_test", "plot_training")
+    folds = pd.read_parquet(run / "results/data/folds.parquet").set_index("recording_id").fold
+    for fold in (0, 1):
+        pseudo = pd.read_parquet(run / f"results/pseudo/fold{fold}.parquet")
+        assert 0 < len(pseudo) <= 6 and (pseudo.recording_id.map(folds) != fold).all()
+        assert ((pseudo.filter(regex=r"^t\d+$") >= -1) & (pseudo.filter(regex=r"^t\d+$") <= 1)).all().all()
+        assert (run / f"results/stage2/models/fold{fold}/model.keras").exists()
+        assert f"{len(pseudo)} pseudo-labelled windows" in (run / f"logs/train_stage2/fold{fold}.log").read_text()
+        stage1_oof = pd.read_parquet(finished_run / f"results/oof/fold{fold}.parquet")
+        stage2_oof = pd.read_parquet(run / f"results/oof/fold{fold}.parquet")
+        assert list(stage2_oof.window_id) == list(stage1_oof.window_id)  # validated on the labelled windows only
+        assert not stage2_oof.equals(stage1_oof)  # ... by the stage-2 model
+    submission = pd.read_csv(run / "results/submission.csv")
+    sample = pd.read_csv(run / "data/synthetic/tiny-seed0/sample_submission.csv")
+    assert tuple(submission.columns) == SUBMISSION_COLUMNS and list(submission.recording_id) == list(sample.recording_id)
+    assert submission.iloc[:, 1:].notna().all().all()
+    assert 0 < json.loads((run / "results/scores/oof.json").read_text())["lwlrap"] <= 1

@@ -50,6 +50,11 @@ def code(*modules):
 MODEL_CODE = ["model", "features", "augment", "losses", "metrics", "loader", "cache", "train", "backend"]
 
 
+PSEUDO = config["pseudo_label"]["enabled"]
+#: Where the models that predict live: stage 2's (train_stage2) with pseudo-labels, else stage 1's (train).
+FINAL_MODELS = f"{RESULTS}/stage2/models" if PSEUDO else f"{RESULTS}/models"
+
+
 def run_settings():
     """The config sections that define a training run (what re-runs training when changed)."""
     return {name: config[name] for name in ("seed", "windows", "features", "augment", "model", "train")}

@@ -3,7 +3,7 @@
 
 rule predict_oof:
     input:
-        model=rules.train.output.model,
+        model=f"{FINAL_MODELS}/fold{{fold}}/model.keras",
         windows=rules.crop_windows.output[0],
         cache=rules.cache_waveforms.output.cache,
         index=rules.cache_waveforms.output.index,
@@ -73,7 +73,7 @@ if CALIBRATE:
 
 rule predict_test:
     input:
-        model=rules.train.output.model,
+        model=f"{FINAL_MODELS}/fold{{fold}}/model.keras",
         validated=rules.validate.output[0],
         csvs=dataset_csvs(),
         code=code("predict", "loader"),

@@ -3,7 +3,7 @@
 
 rule plot_training:
     input:
-        histories=expand(f"{RESULTS}/models/fold{{fold}}/history.csv", fold=FOLDS),
+        histories=expand(f"{FINAL_MODELS}/fold{{fold}}/history.csv", fold=FOLDS),
     output:
         report(
             f"{RESULTS}/report/training_curves.png",
