@@ -92,3 +92,33 @@ class WaveformCache:
         for out, (row, offset) in enumerate(zip(rows, offsets)):  # one pass per window: int16 -> scaled float32
             int16_to_float(self.array[row, offset:offset + self.window_samples], out=batch[out])
         return batch
+
+
+class StackedCache:
+    """Several built caches read as one: the rows of each follow the last row of the one before (the training
+    windows' cache, then a cache of pseudo-labelled windows), so one loader feeds windows from all of them.
+    Empty caches are left out; the others must hold windows of the same length and span."""
+
+    def __init__(self, caches: list[WaveformCache]):
+        caches = [cache for cache in caches if len(cache.offsets)]
+        if not caches:
+            raise ValueError("no cached windows to stack")
+        shapes = {(cache.window_samples, cache.span_samples) for cache in caches}
+        if len(shapes) > 1:
+            raise ValueError(f"caches of different window or span lengths cannot be stacked: {sorted(shapes)}")
+        self.caches = caches
+        self.first_rows = np.cumsum([0] + [len(cache.offsets) for cache in caches])
+        self.offsets = np.concatenate([cache.offsets for cache in caches])
+        self.window_samples, self.span_samples = shapes.pop()
+
+    def read(self, rows: np.ndarray, jitter: np.ndarray | None = None) -> np.ndarray:
+        """As WaveformCache.read, each row read from the cache that holds it."""
+        rows = np.asarray(rows, dtype=np.int64)
+        batch = np.empty((len(rows), self.window_samples), dtype=np.float32)
+        part = np.searchsorted(self.first_rows, rows, side="right") - 1
+        for index, cache in enumerate(self.caches):
+            mine = np.flatnonzero(part == index)
+            if len(mine):
+                batch[mine] = cache.read(rows[mine] - self.first_rows[index],
+                                         None if jitter is None else np.asarray(jitter)[mine])
+        return batch

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from rfcx.constants import N_SPECIES, SPECIES_COLUMNS
@@ -76,12 +77,23 @@ def open_cache(cache_path: str | Path, index_path: str | Path, features: dict[st
 
 
 def train(windows_path: str | Path, cache_path: str | Path, index_path: str | Path, out_dir: str | Path, *,
-          config: dict[str, Any], fold: int) -> pd.DataFrame:
-    """Train one fold; writes model.keras and history.csv into out_dir."""
+          config: dict[str, Any], fold: int, pseudo: tuple[str | Path, str | Path, str | Path] | None = None
+          ) -> pd.DataFrame:
+    """Train one fold; writes model.keras and history.csv into out_dir. `pseudo` (stage 2): the paths of the
+    fold's pseudo-labelled windows, their cache and its index, trained on beside the labelled windows."""
     from rfcx.train import train_fold
 
     cache = open_cache(cache_path, index_path, config["features"], config["windows"]["window_seconds"])
-    return train_fold(pd.read_parquet(windows_path), cache, config, fold, out_dir)
+    extra = None
+    if pseudo is not None:
+        from rfcx.pseudo import with_pseudo_windows
+
+        pseudo_path, pseudo_cache_path, pseudo_index_path = pseudo
+        pseudo_cache = open_cache(pseudo_cache_path, pseudo_index_path, config["features"],
+                                  config["windows"]["window_seconds"])
+        cache, extra = with_pseudo_windows(cache, pd.read_parquet(pseudo_path), pseudo_cache)
+        print(f"stage 2: {len(extra)} pseudo-labelled windows beside the labelled ones", file=sys.stderr)
+    return train_fold(pd.read_parquet(windows_path), cache, config, fold, out_dir, pseudo=extra)
 
 
 def predict_oof(model_path: str | Path, windows_path: str | Path, cache_path: str | Path, index_path: str | Path,
@@ -118,39 +130,117 @@ def score_oof(oof_paths: list[str | Path], scores_path: str | Path, table_path: 
     return scores
 
 
+def sliding_scores(model_path: str | Path, paths: dict[str, Path], *, features: dict[str, Any],
+                   window_seconds: float, hop_seconds: float, batch_size: int, what: str) -> pd.DataFrame:
+    """Sliding-window scores of whole recordings with one saved model, with a progress bar in the log."""
+    from tqdm import tqdm
+
+    from rfcx.predict import predict_recordings
+    from rfcx.train import load_detector
+
+    with tqdm(total=len(paths), desc=what, unit="rec", file=sys.stderr) as bar:
+        return predict_recordings(load_detector(model_path), paths, sample_rate=features["sample_rate"],
+                                  window_seconds=window_seconds, hop_seconds=hop_seconds, batch_size=batch_size,
+                                  progress=bar.update)
+
+
 def predict_test(model_path: str | Path, data_dir: str | Path, windows_out: str | Path, recordings_out: str | Path,
                  *, features: dict[str, Any], window_seconds: float, predict: dict[str, Any]) -> pd.DataFrame:
     """Sliding-window scores of every test recording with one fold's model: per window and pooled per recording."""
-    from tqdm import tqdm
-
-    from rfcx.predict import pool_recordings, predict_recordings
-    from rfcx.train import load_detector
+    from rfcx.predict import pool_recordings
 
     dataset = load_dataset(data_dir, check_audio=False)
     paths = {rid: dataset.test_path(rid) for rid in dataset.test_ids}
-    with tqdm(total=len(paths), desc="test recordings", unit="rec", file=sys.stderr) as bar:
-        per_window = predict_recordings(load_detector(model_path), paths, sample_rate=features["sample_rate"],
-                                        window_seconds=window_seconds, hop_seconds=predict["hop_seconds"],
-                                        batch_size=predict["batch_size"], progress=bar.update)
+    per_window = sliding_scores(model_path, paths, features=features, window_seconds=window_seconds,
+                                hop_seconds=predict["hop_seconds"], batch_size=predict["batch_size"],
+                                what="test recordings")
     write_parquet(per_window, windows_out)
     pooled = pool_recordings(per_window, predict["pooling"])
     write_parquet(pooled, recordings_out)
     return pooled
 
 
+def predict_unlabelled(model_path: str | Path, data_dir: str | Path, folds_path: str | Path, scores_out: str | Path,
+                       *, fold: int, features: dict[str, Any], window_seconds: float, batch_size: int) -> pd.DataFrame:
+    """Scores of back-to-back windows over the train recordings of every fold but `fold`, with the stage-1 model of
+    fold `fold` (the one that never saw fold `fold`): the raw material of stage-2 fold `fold`'s pseudo-labels."""
+    dataset = load_dataset(data_dir, check_audio=False)
+    folds = pd.read_parquet(folds_path)
+    paths = {rid: dataset.train_path(rid) for rid in folds.recording_id[folds.fold != fold]}
+    per_window = sliding_scores(model_path, paths, features=features, window_seconds=window_seconds,
+                                hop_seconds=window_seconds, batch_size=batch_size, what="train recordings")
+    write_parquet(per_window, scores_out)
+    return per_window
+
+
+def pseudo_label(scores_path: str | Path, data_dir: str | Path, folds_path: str | Path, pseudo_path: str | Path, *,
+                 fold: int, settings: dict[str, Any], min_box_overlap: float) -> pd.DataFrame:
+    """Stage-2 fold `fold`'s pseudo-labelled windows (rfcx.pseudo) from predict_unlabelled's scores."""
+    from rfcx.pseudo import pseudo_label as select
+
+    dataset = load_dataset(data_dir, check_audio=False)
+    pseudo = select(pd.read_parquet(scores_path), dataset.tp, dataset.fp, pd.read_parquet(folds_path), fold=fold,
+                    threshold=settings["threshold"], low_threshold=settings["low_threshold"],
+                    max_windows=settings["max_windows"], min_box_overlap=min_box_overlap)
+    calling = int((pseudo.species_id >= 0).sum())
+    print(f"fold {fold}: {len(pseudo)} pseudo-labelled windows ({calling} with a confident call)", file=sys.stderr)
+    write_parquet(pseudo, pseudo_path)
+    return pseudo
+
+
+def calibrate(oof_paths: list[str | Path], calibration_path: str | Path, scores_path: str | Path, *,
+              method: str, min_positives: int) -> dict[str, Any]:
+    """Fit the per-species calibration on every fold's OOF predictions (calibration.json), and score OOF LWLRAP
+    before and after it with a cross-fitted estimate (each fold calibrated by maps fitted on the other folds)."""
+    from rfcx.calibration import cross_fitted, fit_calibration
+    from rfcx.metrics import lwlrap
+
+    oof = pd.concat([pd.read_parquet(path) for path in oof_paths], ignore_index=True)
+    truth = oof[[f"t{index}" for index in range(N_SPECIES)]].to_numpy(dtype=np.float64)
+    raw = oof[list(SPECIES_COLUMNS)].to_numpy(dtype=np.float64)
+    folds = oof.fold.to_numpy()
+    calibration = fit_calibration(truth, raw, method, min_positives)
+    write_json(calibration.to_dict(), calibration_path)
+    calibrated = cross_fitted(truth, raw, folds, method, min_positives)
+    per_fold = {int(fold): {"raw": lwlrap(truth[folds == fold], raw[folds == fold]),
+                            "calibrated": lwlrap(truth[folds == fold], calibrated[folds == fold])}
+                for fold in np.unique(folds)}
+    scores = {"method": method, "estimate": "cross-fitted: each fold calibrated by maps fitted on the other folds",
+              "oof_lwlrap_raw": lwlrap(truth, raw), "oof_lwlrap_calibrated": lwlrap(truth, calibrated),
+              "per_fold": per_fold, "fitted_species": sum(fit.fitted for fit in calibration.species)}
+    write_json(scores, scores_path)
+    return scores
+
+
 def ensemble(fold_paths: list[str | Path], data_dir: str | Path, submission_path: str | Path,
-             test_scores_path: str | Path, *, method: str) -> pd.DataFrame:
+             test_scores_path: str | Path, *, method: str, calibration_path: str | Path | None = None) -> pd.DataFrame:
     """Ensemble the folds into submission.csv (checked against sample_submission), and score it when the dataset
-    has test_truth.csv (test_scores.json holds null otherwise)."""
+    has test_truth.csv (test_scores.json holds null otherwise). With `calibration_path`, the fold-mean
+    probabilities are calibrated before they are written, and the uncalibrated test score is kept beside the
+    submission's for comparison (test truth only scores, it never fits anything)."""
     from rfcx.scoring import score_submission
     from rfcx.submission import ensemble as combine, make_submission
 
     dataset = load_dataset(data_dir, check_audio=False)
     combined = combine([pd.read_parquet(path) for path in fold_paths], method)
+    scores: dict[str, Any] = {}
+    if calibration_path is not None:
+        import json
+
+        from rfcx.calibration import Calibration
+
+        if method != "mean":
+            raise ValueError(f"calibration maps probabilities, but ensemble.method {method!r} gives ranks: "
+                             "use ensemble.method: mean with calibration.enabled")
+        if dataset.test_truth is not None:
+            scores["test_uncalibrated"] = score_submission(make_submission(combined, dataset.sample_submission),
+                                                           dataset.test_truth)
+        calibration = Calibration.from_dict(json.loads(Path(calibration_path).read_text()))
+        combined[list(SPECIES_COLUMNS)] = calibration.apply(combined[list(SPECIES_COLUMNS)].to_numpy())
     submission = make_submission(combined, dataset.sample_submission)
     write_csv(submission, submission_path)
-    scores = score_submission(submission, dataset.test_truth) if dataset.test_truth is not None else None
-    write_json({"test": scores}, test_scores_path)
+    scores["test"] = score_submission(submission, dataset.test_truth) if dataset.test_truth is not None else None
+    write_json(scores, test_scores_path)
     return submission
 
 
@@ -181,8 +271,6 @@ def plot_augmentations(windows_path: str | Path, cache_path: str | Path, index_p
                        figure_path: str | Path, *, features: dict[str, Any], augment: list[dict[str, Any]],
                        window_seconds: float, seed: int) -> None:
     """The log-mel of one training window as the model sees it, and again after each configured augmentation."""
-    import numpy as np
-
     from rfcx.augment import build_augmentations
     from rfcx.model import build_front_end
     from rfcx.plots import plot_mel_grid
@@ -208,15 +296,17 @@ def plot_augmentations(windows_path: str | Path, cache_path: str | Path, index_p
 
 
 def summarise(submission_path: str | Path, oof_path: str | Path, test_path: str | Path, preview_path: str | Path,
-              summary_path: str | Path, preview_rows: int = 20) -> str:
-    """The first rows of the submission for the report, and a short text summary of the scores and outputs."""
+              summary_path: str | Path, preview_rows: int = 20, calibration_scores_path: str | Path | None = None) -> str:
+    """The first rows of the submission for the report, and a short text summary of the scores and outputs (with
+    the calibration's cross-fitted OOF estimate when the run calibrates)."""
     import json
 
     from rfcx.io import atomic_path
 
     write_csv(pd.read_csv(submission_path).head(preview_rows).round(4), preview_path)
     oof = json.loads(Path(oof_path).read_text())
-    test = json.loads(Path(test_path).read_text())["test"]
+    test_scores = json.loads(Path(test_path).read_text())
+    test = test_scores["test"]
     folds = ", ".join(f"fold {fold}: {score:.4f}" for fold, score in oof["per_fold"].items())
     lines = [
         f"OOF LWLRAP:  {oof['lwlrap']:.4f}  ({folds}; {oof['n']} windows)",
@@ -224,6 +314,12 @@ def summarise(submission_path: str | Path, oof_path: str | Path, test_path: str 
         "test LWLRAP: unknown (the dataset has no test_truth.csv)",
         f"submission:  {Path(submission_path).resolve()}",
     ]
+    if calibration_scores_path is not None:
+        calibration = json.loads(Path(calibration_scores_path).read_text())
+        lines.insert(1, f"OOF LWLRAP calibrated: {calibration['oof_lwlrap_calibrated']:.4f}  (raw "
+                        f"{calibration['oof_lwlrap_raw']:.4f}; cross-fitted over the folds)")
+        if test_scores.get("test_uncalibrated"):
+            lines.insert(3, f"test LWLRAP before calibration: {test_scores['test_uncalibrated']['lwlrap']:.4f}")
     text = "\n".join(lines) + "\n"
     with atomic_path(summary_path) as partial:
         partial.write_text(text)

@@ -23,11 +23,13 @@ import pandas as pd
 
 from rfcx.augment import build_augmentations
 from rfcx.backend import backend_summary, choose_precision, distribution_scope, make_deterministic
-from rfcx.cache import WaveformCache
+from rfcx.cache import StackedCache, WaveformCache
 from rfcx.loader import FrameBoxes, WindowBatches, window_targets
 from rfcx.losses import MaskedBinaryCrossentropy, MaskedCategoricalCrossentropy
 from rfcx.metrics import LWLRAP
 from rfcx.model import build_model, detector_of, frame_count, training_model, window_samples
+from rfcx.pseudo import pseudo_targets
+from rfcx.windows import WINDOW_COLUMNS
 
 MONITOR = "val_lwlrap"
 #: Settings (config sections) that define a training run; their fingerprint names the resume backup.
@@ -102,21 +104,30 @@ def best_logged(history: Path) -> float | None:
     return float(logged[MONITOR].max()) if MONITOR in logged and len(logged) else None
 
 
-def fold_datasets(windows: pd.DataFrame, cache: WaveformCache, config: dict[str, Any], fold: int,
-                  host_transform=None, batch_transform=None,
-                  n_frames: int = 0, pad_to_batch: bool = False) -> tuple[WindowBatches, WindowBatches]:
+def fold_datasets(windows: pd.DataFrame, cache: WaveformCache | StackedCache, config: dict[str, Any], fold: int,
+                  host_transform=None, batch_transform=None, n_frames: int = 0, pad_to_batch: bool = False,
+                  pseudo: pd.DataFrame | None = None) -> tuple[WindowBatches, WindowBatches]:
     """Training batches (shuffled, jittered, other folds; `batch_transform` = Mixup) and validation batches (fold
-    `fold`, as is). With `n_frames` (the sed head) each batch also carries frame-wise targets from the boxes."""
+    `fold`, as is). With `n_frames` (the sed head) each batch also carries frame-wise targets from the boxes.
+    `pseudo` (stage 2): pseudo-labelled windows (rfcx.pseudo) trained on beside the other folds' windows, never
+    validated on, so validation scores stay comparable with stage 1."""
     train_cfg = config["train"]
     is_val = windows.fold.to_numpy() == fold
     if not is_val.any() or is_val.all():
         raise ValueError(f"fold {fold} leaves no training or no validation windows")
     targets = window_targets(windows, train_cfg["unlabelled"], train_cfg["labels"])
+    validation_targets = window_targets(windows, "negative")
+    if pseudo is not None:
+        if (pseudo.fold.to_numpy() == fold).any():
+            raise ValueError(f"pseudo-labelled windows of fold {fold}'s recordings would leak it into its training")
+        windows = pd.concat([windows, pseudo[list(WINDOW_COLUMNS)]], ignore_index=True)
+        extra = pseudo_targets(pseudo)
+        targets, validation_targets = (np.concatenate([both, extra]) for both in (targets, validation_targets))
+        is_val = np.concatenate([is_val, np.zeros(len(pseudo), dtype=bool)])
     boxes = {True: None, False: None}
     if n_frames:
         every = FrameBoxes.from_windows(windows, config["windows"]["window_seconds"], n_frames)
         boxes = {True: every.subset(np.flatnonzero(is_val)), False: every.subset(np.flatnonzero(~is_val))}
-    validation_targets = window_targets(windows, "negative")
     rate = config["features"]["sample_rate"]
     jitter = int(min(train_cfg["random_crop_seconds"], config["windows"]["margin_seconds"]) * rate)
     loader = {"workers": max(train_cfg["workers"], 1), "use_multiprocessing": False, "pad_to_batch": pad_to_batch}
@@ -130,19 +141,22 @@ def fold_datasets(windows: pd.DataFrame, cache: WaveformCache, config: dict[str,
     return train, validation
 
 
-def train_fold(windows: pd.DataFrame, cache: WaveformCache, config: dict[str, Any], fold: int,
-               out_dir: str | Path, extra_callbacks: list[keras.callbacks.Callback] | None = None) -> pd.DataFrame:
+def train_fold(windows: pd.DataFrame, cache: WaveformCache | StackedCache, config: dict[str, Any], fold: int,
+               out_dir: str | Path, extra_callbacks: list[keras.callbacks.Callback] | None = None,
+               pseudo: pd.DataFrame | None = None) -> pd.DataFrame:
     """Train fold `fold`; write model.keras (best val LWLRAP) and history.csv into `out_dir`; return the history.
-    With train.distribution: data_parallel, on all devices at once, each taking a share of every batch."""
+    With train.distribution: data_parallel, on all devices at once, each taking a share of every batch. `pseudo`:
+    pseudo-labelled windows to train on too (stage 2, see fold_datasets)."""
     with distribution_scope(config["train"]["distribution"], config["train"]["batch_size"]) as devices:
         if devices > 1:
             print(f"data parallel over {devices} devices, {config['train']['batch_size'] // devices} windows "
                   "of each batch per device", file=sys.stderr)
-        return _train_fold(windows, cache, config, fold, out_dir, extra_callbacks)
+        return _train_fold(windows, cache, config, fold, out_dir, extra_callbacks, pseudo)
 
 
-def _train_fold(windows: pd.DataFrame, cache: WaveformCache, config: dict[str, Any], fold: int,
-                out_dir: str | Path, extra_callbacks: list[keras.callbacks.Callback] | None = None) -> pd.DataFrame:
+def _train_fold(windows: pd.DataFrame, cache: WaveformCache | StackedCache, config: dict[str, Any], fold: int,
+                out_dir: str | Path, extra_callbacks: list[keras.callbacks.Callback] | None = None,
+                pseudo: pd.DataFrame | None = None) -> pd.DataFrame:
     paths = FoldPaths(Path(out_dir))
     paths.out_dir.mkdir(parents=True, exist_ok=True)
     make_deterministic(config["seed"] + fold)
@@ -153,7 +167,7 @@ def _train_fold(windows: pd.DataFrame, cache: WaveformCache, config: dict[str, A
     detector = build_model(features, config["model"], config["windows"]["window_seconds"], stages)
     model = training_model(detector, config["model"]["frame_loss_weight"])
     train, validation = fold_datasets(windows, cache, config, fold, stages.host, stages.batch, frame_count(detector),
-                                      pad_to_batch=config["train"]["distribution"] != "none")
+                                      pad_to_batch=config["train"]["distribution"] != "none", pseudo=pseudo)
     compile_model(model, config, len(train))
 
     backup = paths.backup(run_fingerprint(config, fold))

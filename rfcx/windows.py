@@ -64,6 +64,13 @@ def crop_windows(tp: pd.DataFrame, fp: pd.DataFrame, folds: pd.DataFrame, *, win
     anchor["start"] = centred_start(anchor.t_min, anchor.t_max, window_seconds, recording_seconds)
     anchor["end"] = anchor.start + window_seconds
     anchor = anchor.sort_values(["recording_id", "start", "species_id", "source"], kind="stable")
+    return windows_table(anchor, tp, fp, folds, min_box_overlap)
+
+
+def windows_table(anchor: pd.DataFrame, tp: pd.DataFrame, fp: pd.DataFrame, folds: pd.DataFrame,
+                  min_box_overlap: float) -> pd.DataFrame:
+    """The windows table (module schema) of windows given as `anchor` rows (recording_id, start, end, source,
+    species_id), in their order, with the labels, negatives and nearby boxes that the tp/fp boxes give them."""
     labels, negatives = _window_targets(anchor, tp, fp, min_box_overlap)
     fold_of = folds.set_index("recording_id").fold
     missing = sorted(set(anchor.recording_id) - set(fold_of.index))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,9 @@ OUTPUTS = [
     "results/test/fold0_windows.parquet", "results/data/folds.parquet", "results/data/windows.parquet",
     "results/data/waveforms.npy", "logs/train/fold0.log",
 ]
+#: Every rule of a run with the optional stages (calibration, pseudo-labels, detection) off.
+PLAIN_RULES = {"synth", "validate", "split_folds", "crop_windows", "cache_waveforms", "train", "predict_oof",
+               "score_oof", "predict_test", "ensemble", "plot_training", "plot_augmentations", "summarise", "all"}
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -45,12 +49,13 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     return result
 
 
-def planned_rules(workdir: Path, change: dict | None = None) -> set[str]:
-    """Rules a dry run would execute, optionally with config `change` laid over config.yaml."""
-    args = []
+def planned_rules(workdir: Path, change: dict | None = None, *extra: str) -> set[str]:
+    """Rules a dry run would execute, optionally with config `change` laid over config.yaml (and `extra` arguments,
+    e.g. --forceall for the whole plan)."""
+    args = [*extra]
     if change:
         (workdir / "change.yaml").write_text(yaml.safe_dump(change))
-        args = ["--configfile", "config.yaml", "change.yaml"]
+        args += ["--configfile", "config.yaml", "change.yaml"]
     out = snakemake(workdir, "-n", "--quiet", "rules", *args).stdout
     if "Job stats:" not in out:
         return set()
@@ -60,6 +65,23 @@ def planned_rules(workdir: Path, change: dict | None = None) -> set[str]:
             break
         rules.add(line.split()[0])
     return rules
+
+
+#: For a run copied elsewhere: the rules list their rfcx code by absolute path, so every input set differs from the
+#: recorded one; file times, parameters and code still decide what re-runs, and a test forces (--forcerun) the steps
+#: whose input set its change alters, as the input-set trigger does in place (planned_rules shows that plan).
+MOVED_RUN = ("--rerun-triggers", "mtime", "params", "code", "software-env")
+
+
+def copy_of_run(finished_run: Path, destination: Path, change: dict) -> Path:
+    """A copy of a finished run (results and Snakemake's records too, times kept) whose config.yaml has `change`
+    laid over it, so a test can take it further without disturbing the other tests' run (run it with MOVED_RUN)."""
+    shutil.copytree(finished_run, destination, symlinks=True)
+    for source in (destination / "rfcx").rglob("*.py"):  # the copy's code is the run's code: Snakemake's record of
+        os.utime(source, (0, 0))                          # it is kept under the original paths, so make it look old
+    config = yaml.safe_load((destination / "config.yaml").read_text())
+    (destination / "config.yaml").write_text(yaml.safe_dump({**config, **change}))
+    return destination
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -180,3 +202,57 @@ def test_the_benchmark_runs_at_tiny_size_and_reports_every_figure(finished_run: 
     # constant batch (with this toy model the input dominates: ratios of ~0.07-0.5 have been seen)
     assert 0 < measured["ratios"]["training, real input / constant input"] < 2
     assert "| ratio | value |" in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_the_optional_stages_are_not_planned_when_off(finished_run: Path) -> None:
+    assert planned_rules(finished_run, None, "--forceall") == PLAIN_RULES
+    assert planned_rules(finished_run, {"calibration": {"enabled": False}}) == set()
+
+
+def test_calibration_fits_on_oof_and_calibrates_the_submission(finished_run: Path, tmp_path) -> None:
+    change = {"calibration": {"enabled": True, "min_positives": 1}}
+    assert planned_rules(finished_run, change) == {"calibrate", "ensemble", "summarise", "all"}
+    run = copy_of_run(finished_run, tmp_path / "run", change)
+    result = snakemake(run, *MOVED_RUN, "--forcerun", "ensemble")
+    assert "rule train:" not in result.stdout + result.stderr and "rule calibrate:" in result.stdout + result.stderr
+    calibration = json.loads((run / "results/calibration/calibration.json").read_text())
+    assert calibration["method"] == "platt" and len(calibration["species"]) == 24
+    estimate = json.loads((run / "results/scores/calibration.json").read_text())
+    assert 0 < estimate["oof_lwlrap_raw"] <= 1 and 0 < estimate["oof_lwlrap_calibrated"] <= 1
+    assert set(estimate["per_fold"]) == {"0", "1"}
+    raw = pd.read_csv(finished_run / "results/submission.csv")
+    calibrated = pd.read_csv(run / "results/submission.csv")
+    assert list(calibrated.recording_id) == list(raw.recording_id) and calibrated.iloc[:, 1:].notna().all().all()
+    assert not calibrated.equals(raw)
+    test = json.loads((run / "results/scores/test.json").read_text())
+    assert test["test_uncalibrated"]["lwlrap"] == pytest.approx(
+        json.loads((finished_run / "results/scores/test.json").read_text())["test"]["lwlrap"])
+    assert "OOF LWLRAP calibrated" in (run / "results/summary.txt").read_text()
+
+
+def test_pseudo_labels_train_a_second_stage_that_makes_every_prediction(finished_run: Path, tmp_path) -> None:
+    # thresholds an untrained toy model's scores (~0.04 everywhere) pass, so every fold gets pseudo windows
+    change = {"pseudo_label": {"enabled": True, "threshold": 0.01, "low_threshold": 0.0, "max_windows": 6},
+              "calibration": {"enabled": True, "min_positives": 1}}
+    plan = planned_rules(finished_run, change)
+    assert {"predict_unlabelled", "pseudo_label", "cache_pseudo", "train_stage2", "predict_oof", "predict_test",
+            "score_oof", "calibrate", "ensemble", "plot_training", "summarise"} <= plan
+    assert not plan & {"train", "crop_windows", "cache_waveforms"}  # stage 1 is reused as it is
+    run = copy_of_run(finished_run, tmp_path / "run", change)
+    snakemake(run, *MOVED_RUN, "--forcerun", "predict_oof", "predict_test", "plot_training")
+    folds = pd.read_parquet(run / "results/data/folds.parquet").set_index("recording_id").fold
+    for fold in (0, 1):
+        pseudo = pd.read_parquet(run / f"results/pseudo/fold{fold}.parquet")
+        assert 0 < len(pseudo) <= 6 and (pseudo.recording_id.map(folds) != fold).all()
+        assert ((pseudo.filter(regex=r"^t\d+$") >= -1) & (pseudo.filter(regex=r"^t\d+$") <= 1)).all().all()
+        assert (run / f"results/stage2/models/fold{fold}/model.keras").exists()
+        assert f"{len(pseudo)} pseudo-labelled windows" in (run / f"logs/train_stage2/fold{fold}.log").read_text()
+        stage1_oof = pd.read_parquet(finished_run / f"results/oof/fold{fold}.parquet")
+        stage2_oof = pd.read_parquet(run / f"results/oof/fold{fold}.parquet")
+        assert list(stage2_oof.window_id) == list(stage1_oof.window_id)  # validated on the labelled windows only
+        assert not stage2_oof.equals(stage1_oof)  # ... by the stage-2 model
+    submission = pd.read_csv(run / "results/submission.csv")
+    sample = pd.read_csv(run / "data/synthetic/tiny-seed0/sample_submission.csv")
+    assert tuple(submission.columns) == SUBMISSION_COLUMNS and list(submission.recording_id) == list(sample.recording_id)
+    assert submission.iloc[:, 1:].notna().all().all()
+    assert 0 < json.loads((run / "results/scores/oof.json").read_text())["lwlrap"] <= 1

@@ -50,9 +50,29 @@ def code(*modules):
 MODEL_CODE = ["model", "features", "augment", "losses", "metrics", "loader", "cache", "train", "backend"]
 
 
+PSEUDO = config["pseudo_label"]["enabled"]
+#: Where the models that predict live: stage 2's (train_stage2) with pseudo-labels, else stage 1's (train).
+FINAL_MODELS = f"{RESULTS}/stage2/models" if PSEUDO else f"{RESULTS}/models"
+
+
 def run_settings():
     """The config sections that define a training run (what re-runs training when changed)."""
     return {name: config[name] for name in ("seed", "windows", "features", "augment", "model", "train")}
+
+
+CALIBRATE = config["calibration"]["enabled"]
+CALIBRATION = f"{RESULTS}/calibration/calibration.json"
+CALIBRATION_SCORES = f"{RESULTS}/scores/calibration.json"
+
+
+def calibration_inputs(*names):
+    """Inputs that calibration adds to a step (`model`: the fitted maps and their code; `scores`: the cross-fitted
+    estimate), as a dict for `**`; empty when calibration is off, so the step is then exactly as without it."""
+    if not CALIBRATE:
+        return {}
+    available = {"model": {"calibration": CALIBRATION, "calibration_code": code("calibration")},
+                 "scores": {"calibration_scores": CALIBRATION_SCORES}}
+    return {key: value for name in names for key, value in available[name].items()}
 
 
 def final_outputs():

@@ -10,7 +10,7 @@ if config["detect"]["input_dir"]:
             # The folder itself: adding or removing a recording changes its mtime, so the rule re-runs
             # (and skips the recordings already done).
             recordings=config["detect"]["input_dir"],
-            models=expand(f"{RESULTS}/models/fold{{fold}}/model.keras", fold=FOLDS),
+            models=expand(f"{FINAL_MODELS}/fold{{fold}}/model.keras", fold=FOLDS),
             train_tp=f"{DATA}/train_tp.csv",
             code=code("detect", "detections_export"),
         output:

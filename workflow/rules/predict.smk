@@ -3,7 +3,7 @@
 
 rule predict_oof:
     input:
-        model=rules.train.output.model,
+        model=f"{FINAL_MODELS}/fold{{fold}}/model.keras",
         windows=rules.crop_windows.output[0],
         cache=rules.cache_waveforms.output.cache,
         index=rules.cache_waveforms.output.index,
@@ -51,9 +51,29 @@ rule score_oof:
         "../scripts/score_oof.py"
 
 
+if CALIBRATE:
+
+    rule calibrate:
+        input:
+            oof=expand(f"{RESULTS}/oof/fold{{fold}}.parquet", fold=FOLDS),
+            code=code("calibration", "metrics"),
+        output:
+            calibration=CALIBRATION,
+            scores=CALIBRATION_SCORES,
+        params:
+            method=config["calibration"]["method"],
+            min_positives=config["calibration"]["min_positives"],
+        conda:
+            "../envs/rfcx.yaml"
+        log:
+            "logs/calibrate.log",
+        script:
+            "../scripts/calibrate.py"
+
+
 rule predict_test:
     input:
-        model=rules.train.output.model,
+        model=f"{FINAL_MODELS}/fold{{fold}}/model.keras",
         validated=rules.validate.output[0],
         csvs=dataset_csvs(),
         code=code("predict", "loader"),
@@ -82,6 +102,7 @@ rule ensemble:
         folds=expand(f"{RESULTS}/test/fold{{fold}}.parquet", fold=FOLDS),
         csvs=dataset_csvs(),
         code=code("submission", "scoring"),
+        **calibration_inputs("model"),
     output:
         submission=f"{RESULTS}/submission.csv",
         scores=f"{RESULTS}/scores/test.json",

@@ -3,7 +3,7 @@
 
 rule plot_training:
     input:
-        histories=expand(f"{RESULTS}/models/fold{{fold}}/history.csv", fold=FOLDS),
+        histories=expand(f"{FINAL_MODELS}/fold{{fold}}/history.csv", fold=FOLDS),
     output:
         report(
             f"{RESULTS}/report/training_curves.png",
@@ -50,6 +50,7 @@ rule summarise:
         submission=rules.ensemble.output.submission,
         oof=rules.score_oof.output.scores,
         test=rules.ensemble.output.scores,
+        **calibration_inputs("scores"),
     output:
         preview=report(
             f"{RESULTS}/report/submission_preview.csv",

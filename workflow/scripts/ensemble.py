@@ -1,7 +1,9 @@
-"""Snakemake script: ensemble the folds into the submission and score it when truth is known."""
+"""Snakemake script: ensemble the folds into the submission (calibrated when the run calibrates) and score it when
+truth is known."""
 from rfcx import stages
 from rfcx.runlog import data_dir, logged
 
 with logged(snakemake.log[0]):
     stages.ensemble(snakemake.input.folds, data_dir(snakemake), snakemake.output.submission,
-                    snakemake.output.scores, method=snakemake.params.method)
+                    snakemake.output.scores, method=snakemake.params.method,
+                    calibration_path=snakemake.input.get("calibration"))

@@ -4,4 +4,5 @@ from rfcx.runlog import logged
 
 with logged(snakemake.log[0]):
     stages.summarise(snakemake.input.submission, snakemake.input.oof, snakemake.input.test,
-                     snakemake.output.preview, snakemake.output.summary)
+                     snakemake.output.preview, snakemake.output.summary,
+                     calibration_scores_path=snakemake.input.get("calibration_scores"))

@@ -1,0 +1,10 @@
+"""Snakemake script: the stage-1 fold model's scores over the other folds' train recordings (for pseudo-labels)."""
+from rfcx import stages
+from rfcx.gpu_slots import claim_gpus
+from rfcx.runlog import data_dir, logged
+
+with logged(snakemake.log[0], threads=snakemake.threads), claim_gpus(snakemake.resources.get("gpu", 0)):
+    stages.predict_unlabelled(snakemake.input.model, data_dir(snakemake), snakemake.input.folds, snakemake.output[0],
+                              fold=int(snakemake.wildcards.fold), features=snakemake.params.features,
+                              window_seconds=snakemake.params.window_seconds,
+                              batch_size=snakemake.params.batch_size)
