@@ -125,9 +125,6 @@ class SpectralTimeShift(TimeShift):
     def max_shift(self) -> int:
         return int(round(self.sample_rate * self.max_shift_seconds / self.hop_length))
 
-    def transform(self, inputs: Any, signal_power: Any = None) -> Any:
-        return super().transform(inputs)
-
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(hop_length=self.hop_length)

@@ -180,7 +180,8 @@ class TimeShift(RandomTransform):
         kept = ops.reshape(kept, (-1, length, *(1,) * (len(inputs.shape) - 2)))
         return ops.where(kept, shifted, ops.zeros_like(shifted))
 
-    def transform(self, inputs: Any) -> Any:
+    def transform(self, inputs: Any, **context: Any) -> Any:
+        """``context`` (the power stage's ``signal_power``) is not needed: a shift moves whatever axis 1 holds."""
         return self.shift(inputs, self.randint((batch_size(inputs), 1), -self.max_shift, self.max_shift))
 
     def get_config(self) -> dict[str, Any]:
