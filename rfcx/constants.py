@@ -12,5 +12,7 @@ RECORDING_SECONDS: float = 60.0
 BOX_COLUMNS: tuple[str, ...] = ("recording_id", "species_id", "songtype_id", "t_min", "f_min", "t_max", "f_max")
 #: Submission columns after recording_id.
 SPECIES_COLUMNS: tuple[str, ...] = tuple(f"s{i}" for i in range(N_SPECIES))
+#: Target (truth) columns beside the score columns: OOF predictions' labels, pseudo-labels' soft targets.
+TARGET_COLUMNS: tuple[str, ...] = tuple(f"t{i}" for i in range(N_SPECIES))
 #: Columns of sample_submission.csv (and of submission.csv).
 SUBMISSION_COLUMNS: tuple[str, ...] = ("recording_id", *SPECIES_COLUMNS)

@@ -21,11 +21,9 @@ import numpy as np
 import pandas as pd
 
 from rfcx.cache import StackedCache, WaveformCache
-from rfcx.constants import N_SPECIES, SPECIES_COLUMNS
+from rfcx.constants import N_SPECIES, SPECIES_COLUMNS, TARGET_COLUMNS
 from rfcx.windows import windows_table
 
-#: Target columns of a pseudo-labelled windows table (soft target, or -1 = unknown), one per species.
-TARGET_COLUMNS: tuple[str, ...] = tuple(f"t{index}" for index in range(N_SPECIES))
 
 
 def labelled_species(windows: pd.DataFrame) -> np.ndarray:

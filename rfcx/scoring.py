@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rfcx.constants import N_SPECIES, SPECIES_COLUMNS
+from rfcx.constants import N_SPECIES, SPECIES_COLUMNS, TARGET_COLUMNS
 from rfcx.metrics import lwlrap, per_class_lwlrap
 
 
@@ -25,7 +25,7 @@ def score_table(truth: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
 
 def score_oof(oof: pd.DataFrame) -> dict[str, Any]:
     """OOF scores from a frame with fold, label columns t0..t23 and score columns s0..s23 (one row per window)."""
-    truth_columns = [f"t{index}" for index in range(N_SPECIES)]
+    truth_columns = list(TARGET_COLUMNS)
     scores = oof[list(SPECIES_COLUMNS)].to_numpy()
     truth = oof[truth_columns].to_numpy()
     result = score_table(truth, scores)

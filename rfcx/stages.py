@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rfcx.constants import N_SPECIES, SPECIES_COLUMNS
+from rfcx.constants import N_SPECIES, SPECIES_COLUMNS, TARGET_COLUMNS
 from rfcx.dataset import load_dataset
 from rfcx.io import write_csv, write_json, write_parquet
 
@@ -109,7 +109,7 @@ def predict_oof(model_path: str | Path, windows_path: str | Path, cache_path: st
     cache = open_cache(cache_path, index_path, features, window_seconds)
     scores = predict_cached_windows(load_detector(model_path), cache, held_out.window_id.to_numpy(), batch_size)
     oof = held_out[["window_id", "recording_id", "fold", "start", "end", "species_id"]].reset_index(drop=True)
-    truth = pd.DataFrame(label_matrix(held_out), columns=[f"t{s}" for s in range(N_SPECIES)])
+    truth = pd.DataFrame(label_matrix(held_out), columns=list(TARGET_COLUMNS))
     oof = pd.concat([oof, truth, pd.DataFrame(scores, columns=list(SPECIES_COLUMNS))], axis=1)
     write_parquet(oof, oof_path)
     return oof
@@ -196,7 +196,7 @@ def calibrate(oof_paths: list[str | Path], calibration_path: str | Path, scores_
     from rfcx.metrics import lwlrap
 
     oof = pd.concat([pd.read_parquet(path) for path in oof_paths], ignore_index=True)
-    truth = oof[[f"t{index}" for index in range(N_SPECIES)]].to_numpy(dtype=np.float64)
+    truth = oof[list(TARGET_COLUMNS)].to_numpy(dtype=np.float64)
     raw = oof[list(SPECIES_COLUMNS)].to_numpy(dtype=np.float64)
     folds = oof.fold.to_numpy()
     calibration = fit_calibration(truth, raw, method, min_positives)
