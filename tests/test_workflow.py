@@ -256,3 +256,24 @@ def test_pseudo_labels_train_a_second_stage_that_makes_every_prediction(finished
     assert tuple(submission.columns) == SUBMISSION_COLUMNS and list(submission.recording_id) == list(sample.recording_id)
     assert submission.iloc[:, 1:].notna().all().all()
     assert 0 < json.loads((run / "results/scores/oof.json").read_text())["lwlrap"] <= 1
+
+
+PROBE = REPO / "benchmarks" / "probe_fold0.sh"
+
+
+def test_the_one_fold_probe_trains_fold_0_and_prints_its_best_validation_score(finished_run: Path, tmp_path) -> None:
+    """benchmarks/probe_fold0.sh (benchmarks/PROBES.md) on the tiny data: fold 0 only, its overrides applied, and the
+    printed figure is the best val LWLRAP of the history it wrote."""
+    overrides = yaml.safe_dump({key: TINY[key] for key in ("features", "model", "train")}, default_flow_style=False)
+    env = {**os.environ, "DATA": str(finished_run / "data" / "synthetic" / "tiny-seed0"),
+           "PROBES": str(tmp_path), "PYTHON": sys.executable}
+    result = subprocess.run(["bash", str(PROBE), "tiny", overrides], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-4000:]
+    history = pd.read_csv(tmp_path / "tiny/results/models/fold0/history.csv")
+    assert len(history) == TINY["train"]["epochs"]
+    assert result.stdout.startswith(f"tiny: best val LWLRAP {history['val_lwlrap'].max():.4f} at epoch ")
+    assert not (tmp_path / "tiny/results/models/fold1").exists()  # one fold only
+
+    missing = subprocess.run(["bash", str(PROBE), "nodata"], env={**env, "DATA": str(tmp_path / "absent")},
+                             capture_output=True, text=True)
+    assert missing.returncode != 0 and f"no dataset at {tmp_path / 'absent'}" in missing.stderr
