@@ -25,7 +25,6 @@ from rfcx.constants import N_SPECIES, SPECIES_COLUMNS, TARGET_COLUMNS
 from rfcx.windows import windows_table
 
 
-
 def labelled_species(windows: pd.DataFrame) -> np.ndarray:
     """(n, 24) bool: species with a tp or fp box overlapping each window (from the table's nearby-box columns)."""
     labelled = np.zeros((len(windows), N_SPECIES), dtype=bool)
