@@ -160,6 +160,18 @@ def set_batchnorm_momentum(network: keras.Model, momentum: float) -> None:
             layer.momentum = momentum
 
 
+def zero_init_residual_branches(network: keras.Model) -> None:
+    """Start every residual block as the identity: zero the gamma of the BatchNorm that ends each residual branch
+    (the last input of each Add, as keras.applications builds them). From scratch, the signal then passes through
+    the shortcuts untouched at first, which lets a short run train deep ResNets at a higher learning rate
+    (Goyal et al. 2017, "Accurate, large minibatch SGD", section 5.1)."""
+    for layer in network.layers:
+        if isinstance(layer, keras.layers.Add):
+            branch = layer.input[-1]._keras_history.operation
+            if isinstance(branch, keras.layers.BatchNormalization) and branch.gamma is not None:
+                branch.gamma.assign(keras.ops.zeros_like(branch.gamma))
+
+
 def build_model(features: dict[str, Any], model: dict[str, Any], window_seconds: float,
                 augmentations: AugmentationStages | None = None) -> keras.Model:
     """The whole detector as one functional Keras model taking (batch, samples) float32 audio."""
@@ -175,6 +187,8 @@ def build_model(features: dict[str, Any], model: dict[str, Any], window_seconds:
         x = FrequencyChannel(name="frequency_channel")(x)
     backbone = build_backbone(model["backbone"], (features["n_mels"], features["frames"], x.shape[-1]))
     set_batchnorm_momentum(backbone, model["bn_momentum"])
+    if model["zero_init_residual"]:
+        zero_init_residual_branches(backbone)
     head = sed_head if model["head"] == "sed" else reference_head
     scores = head(backbone(x), model)
     return keras.Model(waveform, scores, name=f"rfcx_{model['backbone']}")

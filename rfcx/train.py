@@ -92,7 +92,9 @@ def learning_rate(train: dict[str, Any], steps_per_epoch: int) -> float | keras.
 def compile_model(model: keras.Model, config: dict[str, Any], steps_per_epoch: int) -> None:
     """Adam, the masked loss matching the output (sigmoid: binary, softmax: categorical), LWLRAP as the metric."""
     loss = MaskedBinaryCrossentropy() if config["model"]["output"] == "sigmoid" else MaskedCategoricalCrossentropy()
-    optimizer = keras.optimizers.Adam(learning_rate(config["train"], steps_per_epoch))
+    ema = config["train"]["ema_momentum"]
+    optimizer = keras.optimizers.Adam(learning_rate(config["train"], steps_per_epoch), use_ema=ema > 0,
+                                      ema_momentum=ema or 0.99)
     model.compile(optimizer=optimizer, loss=loss, metrics=[LWLRAP()])
 
 
@@ -179,7 +181,8 @@ def _train_fold(windows: pd.DataFrame, cache: WaveformCache | StackedCache, conf
         for stale in (paths.history, paths.best):
             stale.unlink(missing_ok=True)
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True),
+        keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True),  # raw weights, EMA in the optimizer
+        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config["train"]["ema_momentum"] else []),
         BestCheckpoint(paths.best, best_logged(paths.history) if resuming else None),
         keras.callbacks.CSVLogger(str(paths.history), append=resuming),
         *(extra_callbacks or []),
@@ -189,13 +192,12 @@ def _train_fold(windows: pd.DataFrame, cache: WaveformCache | StackedCache, conf
                                                        patience=config["train"]["early_stopping_patience"]))
     model.fit(train, validation_data=validation, epochs=config["train"]["epochs"], callbacks=callbacks,
               verbose=1 if sys.stderr.isatty() else 2)
-    if model is detector:
-        paths.best.replace(paths.model)
-    else:  # keep only the waveform -> clip scores detector of the best training model
-        partial = paths.out_dir / "model-partial.keras"
-        detector_of(load_detector(paths.best)).save(partial)
-        partial.replace(paths.model)
-        paths.best.unlink()
+    # keep only the waveform -> clip scores detector of the best training model, without the optimizer's state:
+    # a third of the checkpoint's size (ResNet50: ~100 MB instead of 309 MB), and quicker to load for prediction
+    partial = paths.out_dir / "model-partial.keras"
+    detector_of(load_detector(paths.best)).save(partial)
+    partial.replace(paths.model)
+    paths.best.unlink()
     shutil.rmtree(paths.out_dir / "backup", ignore_errors=True)
     return pd.read_csv(paths.history)
 

@@ -66,6 +66,8 @@ def test_training_writes_the_best_model_and_a_history_and_the_model_reloads_safe
     assert {"loss", "lwlrap", "val_loss", "val_lwlrap"} <= set(history.columns)
     assert sorted(p.name for p in out_dir.iterdir()) == ["history.csv", "model.keras"]  # no backup left behind
     model = load_detector(out_dir / "model.keras")
+    # saved without the optimizer: the file holds what prediction needs, not Adam's moments
+    assert getattr(keras.saving.load_model(out_dir / "model.keras", safe_mode=True), "optimizer", None) is None
     batch = cache.read(np.arange(4))
     scores = np.asarray(model.predict_on_batch(batch))
     assert scores.shape == (4, 24) and np.all((scores >= 0) & (scores <= 1))
@@ -166,3 +168,32 @@ def test_a_short_last_batch_can_be_padded_with_windows_that_change_no_loss_and_n
         metric.update_state(truth, predicted)
         streamed.append(float(keras.ops.convert_to_numpy(metric.result())))
     assert streamed[0] == pytest.approx(streamed[1]) == pytest.approx(lwlrap(y_plain, scores[:3]))
+
+
+class FinalWeights(keras.callbacks.Callback):
+    """Records the raw weights of the output layer and the optimizer's moving average of them after the last step
+    (on_train_batch_end runs before SwapEMAWeights swaps at the epoch's end)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        layer = self.model.layers[-1]
+        self.raw = np.asarray(layer.kernel)
+        optimizer = self.model.optimizer
+        if optimizer.use_ema:
+            index = next(i for i, v in enumerate(optimizer._trainable_variables) if v is layer.kernel)
+            self.average = np.asarray(optimizer._model_variables_moving_average[index])
+
+
+@pytest.mark.parametrize("ema_momentum", [0.0, 0.5])
+def test_with_a_weight_average_the_checkpoint_holds_the_average_and_without_it_the_raw_weights(
+        windows_and_cache, tmp_path, ema_momentum):
+    windows, cache = windows_and_cache
+    final = FinalWeights()
+    train_fold(windows, cache, small_config(epochs=1, steps_per_epoch=3, ema_momentum=ema_momentum), fold=0,
+               out_dir=tmp_path, extra_callbacks=[final])
+    saved = np.asarray(load_detector(tmp_path / "model.keras").layers[-1].kernel)
+    if ema_momentum:
+        # equal up to rounding: TensorFlow swaps in place by adding and subtracting
+        np.testing.assert_allclose(saved, final.average, rtol=1e-6, atol=1e-7)
+        assert not np.allclose(saved, final.raw)  # 3 steps of Adam moved the raw weights away from their average
+    else:
+        np.testing.assert_array_equal(saved, final.raw)

@@ -70,6 +70,8 @@ def recipes() -> dict[str, Recipe]:
                overrides=({"model": {"output": "softmax"}},)),
         Recipe("anchor-labels", "one species per crop (the anchor box's) instead of every species in it",
                overrides=({"train": {"labels": "anchor"}},)),
+        Recipe("plain-init", "keras.applications' initialisation instead of zero-initialised residual branches",
+               overrides=({"model": {"zero_init_residual": False}},)),
         Recipe("bn-0.99", "BatchNorm momentum 0.99 instead of 0.9", overrides=({"model": {"bn_momentum": 0.99}},)),
         Recipe("constant-lr", "constant learning rate instead of cosine", overrides=({"train": {"schedule": "constant"}},)),
         Recipe("window-10s", "10 s windows instead of 5 s", overrides=({"windows": {"window_seconds": 10.0},

@@ -1,0 +1,35 @@
+"""Model construction choices that change how training starts: zero-initialised residual branches."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from rfcx.config import load_config
+from rfcx.model import build_model
+
+
+def backbone_of(zero_init_residual: bool) -> keras.Model:
+    config = load_config(None, {"features": {"n_mels": 32, "frames": 32},
+                                "model": {"dense_units": 32, "zero_init_residual": zero_init_residual}})
+    detector = build_model(config["features"], config["model"], window_seconds=1.0)
+    return next(layer for layer in detector.layers if isinstance(layer, keras.Model))
+
+
+@pytest.mark.parametrize("zero_init_residual", [True, False])
+def test_zero_initialised_residual_branches_make_every_identity_block_pass_its_input_through(zero_init_residual):
+    backbone = backbone_of(zero_init_residual)
+    probe = keras.Model(backbone.input, [backbone.get_layer(name).output
+                                         for name in ("conv2_block1_out", "conv2_block2_out", "conv2_block3_out")])
+    image = np.random.default_rng(0).uniform(size=(2, *backbone.input.shape[1:])).astype("float32")
+    first, second, third = (np.asarray(x) for x in probe(image, training=False))
+    # block 2's and 3's input is the previous block's output (after its ReLU, so non-negative): with a zero branch,
+    # relu(x + 0) = x; with the default initialisation the branch adds something
+    assert np.array_equal(first, second) == zero_init_residual
+    assert np.array_equal(second, third) == zero_init_residual
+    branch_ends = [layer.gamma for layer in backbone.layers if layer.name.endswith("_3_bn")]
+    assert len(branch_ends) == 16  # one per bottleneck block of ResNet50
+    assert all(np.all(np.asarray(gamma) == 0) == zero_init_residual for gamma in branch_ends)
+    # the shortcut projections and every other BatchNorm keep gamma = 1
+    assert np.all(np.asarray(backbone.get_layer("conv2_block1_0_bn").gamma) == 1)
