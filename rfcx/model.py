@@ -129,13 +129,6 @@ def training_model(detector: keras.Model, frame_loss_weight: float = 1.0) -> ker
     return keras.Model({"waveform": detector.input, "frame_targets": targets}, scores, name=detector.name)
 
 
-def detector_of(model: keras.Model) -> keras.Model:
-    """The waveform -> clip scores detector inside a (possibly reloaded) training model."""
-    if "frame_loss" not in {layer.name for layer in model.layers}:
-        return model
-    return keras.Model(model.get_layer("waveform").output, model.get_layer("species").output, name=model.name)
-
-
 def frame_count(detector: keras.Model) -> int:
     """Time frames of the sed head's frame scores (0 for the reference head)."""
     names = {layer.name for layer in detector.layers}
