@@ -58,6 +58,11 @@ class FoldPaths:
         return self.out_dir / "backup" / fingerprint
 
 
+def staged(path: Path) -> Path:
+    """Where `path` is written before it is renamed into place, so that a kill mid-write never leaves it broken."""
+    return path.with_name("partial-" + path.name)
+
+
 class BestCheckpoint(keras.callbacks.Callback):
     """Writes the detector's weights whenever val LWLRAP beats the best so far, starting from the best value already
     logged by an earlier, interrupted attempt of the same run.
@@ -76,9 +81,8 @@ class BestCheckpoint(keras.callbacks.Callback):
         current = (logs or {}).get(MONITOR)
         if current is not None and current > self.best:
             self.best = float(current)
-            partial = self.filepath.with_name("partial-" + self.filepath.name)
-            self.detector.save_weights(str(partial))
-            partial.replace(self.filepath)
+            self.detector.save_weights(str(staged(self.filepath)))
+            staged(self.filepath).replace(self.filepath)
 
 
 def run_fingerprint(config: dict[str, Any], fold: int) -> str:
@@ -193,7 +197,7 @@ def _train_fold(windows: pd.DataFrame, cache: WaveformCache | StackedCache, conf
         train.epoch = json.loads((backup / "training_metadata.json").read_text())["epoch"]
         train.order = train._order_for(train.epoch)
     else:
-        for stale in (paths.history, paths.best):
+        for stale in (paths.history, paths.best, staged(paths.best)):
             stale.unlink(missing_ok=True)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True),  # raw weights, EMA in the optimizer
@@ -210,10 +214,10 @@ def _train_fold(windows: pd.DataFrame, cache: WaveformCache | StackedCache, conf
     # keep only the waveform -> clip scores detector with the best weights, without the optimizer's state: a third
     # of a compiled model's size (ResNet50: ~100 MB instead of 309 MB), and quicker to load for prediction
     exported.load_weights(str(paths.best))
-    partial = paths.out_dir / "model-partial.keras"
-    exported.save(partial)
-    partial.replace(paths.model)
-    paths.best.unlink()
+    exported.save(staged(paths.model))
+    staged(paths.model).replace(paths.model)
+    for done in (paths.best, staged(paths.best)):  # a save killed mid-write in an earlier attempt leaves the latter
+        done.unlink(missing_ok=True)
     shutil.rmtree(paths.out_dir / "backup", ignore_errors=True)
     return pd.read_csv(paths.history)
 
