@@ -197,8 +197,20 @@ class LogMelSpectrogram(keras.layers.Layer):
         return cls(**config)
 
 
+class ImageScaling(keras.layers.Layer):
+    """Base of the front end's fixed per-example image layers after the dB conversion (MinMaxScale, BandFloor):
+    float32 under any policy (see FRONT_END_DTYPE), no weights, output shape = input shape."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", FRONT_END_DTYPE)
+        super().__init__(**kwargs)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+
 @keras.saving.register_keras_serializable(package="rfcx")
-class MinMaxScale(keras.layers.Layer):
+class MinMaxScale(ImageScaling):
     """Scale each example to [0, 1] by its own min and max (a constant example maps to all zeros).
 
     It comes after the spectrogram-domain augmentations so the network always sees the same range,
@@ -206,7 +218,6 @@ class MinMaxScale(keras.layers.Layer):
     """
 
     def __init__(self, epsilon: float = 1e-6, **kwargs: Any) -> None:
-        kwargs.setdefault("dtype", FRONT_END_DTYPE)
         super().__init__(**kwargs)
         self.epsilon = float(epsilon)
 
@@ -216,12 +227,39 @@ class MinMaxScale(keras.layers.Layer):
         high = ops.max(inputs, axis=axes, keepdims=True)
         return (inputs - low) / ops.maximum(high - low, self.epsilon)
 
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        return input_shape
-
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(epsilon=self.epsilon)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="rfcx")
+class BandFloor(ImageScaling):
+    """Subtract each mel band's background floor, its ``quantile`` over time in dB, from a (batch, n_mels, frames, 1)
+    dB image (spectral whitening per window).
+
+    Field recordings differ far more in their stationary background (spectral tilt from white to brown noise, insect
+    choruses holding one band for minutes) than a species' call differs between recordings; per-example min-max
+    scaling keeps that tilt, so a from-scratch network must learn to ignore it from few examples. Subtracting each
+    band's floor leaves the calls standing out of a flat background. A call keeps its full height as long as it
+    leaves its band quiet for at least ``quantile`` of the window (the median: half of it); a lower quantile spares
+    longer calls but is a noisier estimate of the floor. Not an augmentation: applied identically in training and
+    inference.
+    """
+
+    def __init__(self, quantile: float = 0.5, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not 0.0 < quantile < 1.0:
+            raise ValueError(f"BandFloor quantile must be in (0, 1), got {quantile}")
+        self.quantile = float(quantile)
+
+    def call(self, inputs: Any) -> Any:
+        floor = ops.quantile(inputs, self.quantile, axis=2, keepdims=True)
+        return inputs - ops.stop_gradient(floor)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(quantile=self.quantile)
         return config
 
 

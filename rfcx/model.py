@@ -4,7 +4,7 @@ Putting augmentation and the spectrogram in the model means they run batched on 
 vanish at inference (every augmentation layer is the identity when training is false), and a saved `.keras` file
 takes raw audio, so prediction cannot drift from training's preprocessing. Reads top to bottom:
 waveform -> [waveform augmentations] -> mel power -> [power augmentations] -> dB -> [spectrogram augmentations]
--> min-max scale
+-> [per-band background floor subtracted] -> min-max scale
 -> [frequency coordinate channel] -> backbone -> head.
 
 Two heads: `reference` (global average pooling and a dense classifier, as in the reference recipe) and `sed`
@@ -23,7 +23,7 @@ import keras
 
 from rfcx.augment import AugmentationStages
 from rfcx.constants import N_SPECIES
-from rfcx.features import FrequencyChannel, LogMelSpectrogram, MinMaxScale
+from rfcx.features import BandFloor, FrequencyChannel, LogMelSpectrogram, MinMaxScale
 from rfcx.losses import FrameLoss
 
 _BACKBONES = {
@@ -45,6 +45,14 @@ def build_front_end(features: dict[str, Any], augment: keras.layers.Layer | None
                              hop_length=features["hop_length"], fmin=features["fmin"], fmax=features["fmax"],
                              n_mels=features["n_mels"], frames=features["frames"], top_db=features["top_db"],
                              augment=augment, dtype="float32", name="log_mel")
+
+
+def scale_image(db: keras.KerasTensor, features: dict[str, Any]) -> keras.KerasTensor:
+    """The dB image as the backbone sees it: each band's background floor subtracted (if
+    ``features.band_floor_quantile``), then scaled to [0, 1] per example. Not augmentations: always applied."""
+    if features["band_floor_quantile"]:
+        db = BandFloor(features["band_floor_quantile"], name="band_floor")(db)
+    return MinMaxScale(dtype="float32", name="min_max")(db)
 
 
 def build_backbone(name: str, input_shape: tuple[int, int, int]) -> keras.Model:
@@ -175,7 +183,7 @@ def build_model(features: dict[str, Any], model: dict[str, Any], window_seconds:
     x = build_front_end(features, augmentations.power if augmentations is not None else None)(x)
     if augmentations is not None and augmentations.spectrogram is not None:
         x = augmentations.spectrogram(x)
-    x = MinMaxScale(dtype="float32", name="min_max")(x)
+    x = scale_image(x, features)
     if model["frequency_channel"]:
         x = FrequencyChannel(name="frequency_channel")(x)
     backbone = build_backbone(model["backbone"], (features["n_mels"], features["frames"], x.shape[-1]))

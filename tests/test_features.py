@@ -9,7 +9,7 @@ import librosa
 import numpy as np
 import pytest
 
-from rfcx.features import LogMelSpectrogram, MinMaxScale, mel_center_frequencies, mel_filterbank
+from rfcx.features import BandFloor, LogMelSpectrogram, MinMaxScale, mel_center_frequencies, mel_filterbank
 
 SR = 48_000
 FMIN, FMAX = 84.0, 15056.0
@@ -103,9 +103,50 @@ def test_min_max_scale() -> None:
     assert np.all(np.isfinite(out[3])) and np.all(out[3] == 0.0)
 
 
+def brown_noise_with_tone(frequency: float, seconds: float = 4.0, on: tuple[float, float] = (1.0, 3.0)) -> np.ndarray:
+    """Brown (1/f^2) noise, ~60 dB louder at the bottom of the mel range than at the top, plus a tone during `on`."""
+    rng = np.random.default_rng(3)
+    n = int(SR * seconds)
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1 / SR)
+    spectrum[1:] /= freqs[1:]
+    spectrum[freqs < 40.0] = 0.0
+    noise = np.fft.irfft(spectrum, n)
+    noise *= 0.3 / noise.std()
+    t = np.arange(n) / SR
+    gate = (t >= on[0]) & (t < on[1])
+    return (noise + 0.05 * gate * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+def test_band_floor_is_the_per_band_quantile_over_time() -> None:
+    images = np.random.default_rng(2).normal(-40.0, 10.0, size=(3, 8, 50, 1)).astype(np.float32)
+    for q in (0.2, 0.5):
+        expected = images - np.quantile(images, q, axis=2, keepdims=True)
+        np.testing.assert_allclose(np.asarray(BandFloor(q)(images)), expected, atol=1e-4)
+    with pytest.raises(ValueError, match="quantile"):
+        BandFloor(1.0)
+
+
+def test_band_floor_flattens_a_tilted_background_and_keeps_a_call() -> None:
+    """Brown noise tilts the dB image by tens of dB from low to high bands; after the floor is subtracted the
+    background is flat within a few dB across bands, and a tone holding its band for half the window (~17 dB above
+    its band's noise) still stands more than 12 dB above it (a 0.2 quantile only needs the band quiet for a fifth of
+    the time)."""
+    db = np.asarray(LogMelSpectrogram(n_mels=64, frames=128)(brown_noise_with_tone(10_000.0)[None]))
+    tone_band = int(np.argmin(np.abs(mel_center_frequencies(64, FMIN, FMAX) - 10_000.0)))
+    others = [b for b in range(64) if abs(b - tone_band) > 2]
+    background = np.median(db[0, others, :, 0], axis=1)
+    assert background.max() - background.min() > 30.0
+    flat = np.asarray(BandFloor(0.2)(db))
+    background_after = np.median(flat[0, others, :, 0], axis=1)
+    assert background_after.max() - background_after.min() < 5.0
+    during_call = flat[0, tone_band, 40:80, 0]
+    assert during_call.mean() > 12.0 + background_after.max()
+
+
 def test_model_saves_and_reloads_with_safe_mode(tmp_path: Path) -> None:
     inputs = keras.Input((SR,))
-    features = MinMaxScale()(LogMelSpectrogram(n_mels=32, frames=24)(inputs))
+    features = MinMaxScale()(BandFloor(0.3)(LogMelSpectrogram(n_mels=32, frames=24)(inputs)))
     outputs = keras.layers.Dense(3)(keras.layers.Flatten()(features))
     model = keras.Model(inputs, outputs)
     path = tmp_path / "frontend.keras"
@@ -115,3 +156,4 @@ def test_model_saves_and_reloads_with_safe_mode(tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.asarray(model(batch)), np.asarray(reloaded(batch)))
     layer = reloaded.get_layer(index=1)
     assert isinstance(layer, LogMelSpectrogram) and layer.get_config()["frames"] == 24
+    assert reloaded.get_layer(index=2).get_config()["quantile"] == 0.3

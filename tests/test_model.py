@@ -1,4 +1,4 @@
-"""Model construction choices that change how training starts: zero-initialised residual branches."""
+"""Model construction choices: zero-initialised residual branches, the per-band background floor."""
 
 from __future__ import annotations
 
@@ -33,3 +33,21 @@ def test_zero_initialised_residual_branches_make_every_identity_block_pass_its_i
     assert all(np.all(np.asarray(gamma) == 0) == zero_init_residual for gamma in branch_ends)
     # the shortcut projections and every other BatchNorm keep gamma = 1
     assert np.all(np.asarray(backbone.get_layer("conv2_block1_0_bn").gamma) == 1)
+
+
+@pytest.mark.parametrize("quantile", [0.2, 0.0])
+def test_band_floor_makes_every_band_start_from_the_same_floor_in_the_backbones_image(quantile):
+    """With features.band_floor_quantile, the scaled image the backbone sees has the same `quantile` over time in every
+    band (each band's floor was subtracted before the min-max scaling); without it, a brown-noise background's
+    tilt is still there."""
+    config = load_config(None, {"features": {"n_mels": 32, "frames": 32, "band_floor_quantile": quantile},
+                                "model": {"dense_units": 32}})
+    detector = build_model(config["features"], config["model"], window_seconds=1.0)
+    assert any(layer.name == "band_floor" for layer in detector.layers) == bool(quantile)
+    image_of = keras.Model(detector.input, detector.get_layer("min_max").output)
+    rng = np.random.default_rng(0)
+    brown = np.cumsum(rng.standard_normal((2, detector.input.shape[1])), axis=1)
+    brown = (brown - brown.mean(axis=1, keepdims=True)) / brown.std(axis=1, keepdims=True)
+    image = np.asarray(image_of(brown.astype("float32")))[..., 0]
+    floors = np.quantile(image, 0.2, axis=2)
+    assert (np.ptp(floors, axis=1).max() < 1e-5) == bool(quantile)

@@ -64,6 +64,8 @@ def recipes() -> dict[str, Recipe]:
                                                                                  "alpha": 0.4}),)),
         Recipe("specaugment", "+ SpecAugment (p 0.5, 2 time and 2 frequency masks)",
                overrides=(_with_augment({"type": "SpecAugment", "p": 0.5}),)),
+        Recipe("no-band-floor", "without subtracting each mel band's background floor (features.band_floor_quantile 0)",
+               overrides=({"features": {"band_floor_quantile": 0}},)),
         Recipe("no-frequency-channel", "without the mel-band position channel",
                overrides=({"model": {"frequency_channel": False}},)),
         Recipe("softmax", "softmax + categorical cross-entropy instead of sigmoid + binary",

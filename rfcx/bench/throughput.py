@@ -40,10 +40,9 @@ from rfcx.cache import WaveformCache, build_cache
 from rfcx.config import data_dir as configured_data_dir
 from rfcx.config import load_config
 from rfcx.dataset import load_dataset, recording_path
-from rfcx.features import MinMaxScale
 from rfcx.folds import split_folds
 from rfcx.loader import WindowBatches
-from rfcx.model import build_front_end, build_model, window_samples
+from rfcx.model import build_front_end, build_model, scale_image, window_samples
 from rfcx.predict import decoded, predict_batch, predict_recordings, sliding_windows
 from rfcx.train import compile_model, fold_datasets
 from rfcx.windows import crop_windows
@@ -113,7 +112,7 @@ def input_pipeline_model(config: dict[str, Any], stages) -> keras.Model:
     x = stages.waveform(waveform) if stages.waveform is not None else waveform
     x = build_front_end(features, stages.power)(x)
     x = stages.spectrogram(x) if stages.spectrogram is not None else x
-    x = MinMaxScale(dtype="float32")(x)
+    x = scale_image(x, features)
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(waveform, keras.layers.Dense(24, activation="sigmoid")(x))
     model.compile(optimizer="sgd", loss="binary_crossentropy")
