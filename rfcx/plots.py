@@ -61,5 +61,5 @@ def plot_mel_grid(images: dict[str, np.ndarray], path: str | Path, title: str) -
         axis.set_title(name, fontsize=8)
         axis.set_xticks([])
         axis.set_yticks([])
-    figure.suptitle(title, fontsize=10)
+    figure.suptitle(title, fontsize=10, y=1.1, va="bottom")  # above panel titles of up to three lines
     _save(figure, path)
