@@ -170,7 +170,7 @@ def zero_init_residual_branches(network: keras.Model) -> None:
         if isinstance(layer, keras.layers.Add):
             branch = layer.input[-1]._keras_history.operation
             if isinstance(branch, keras.layers.BatchNormalization) and branch.gamma is not None:
-                branch.gamma.assign(keras.ops.zeros_like(branch.gamma))
+                branch.gamma.assign(keras.ops.zeros(branch.gamma.shape, dtype=branch.gamma.dtype))
 
 
 def build_model(features: dict[str, Any], model: dict[str, Any], window_seconds: float,

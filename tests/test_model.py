@@ -23,7 +23,7 @@ def test_zero_initialised_residual_branches_make_every_identity_block_pass_its_i
     probe = keras.Model(backbone.input, [backbone.get_layer(name).output
                                          for name in ("conv2_block1_out", "conv2_block2_out", "conv2_block3_out")])
     image = np.random.default_rng(0).uniform(size=(2, *backbone.input.shape[1:])).astype("float32")
-    first, second, third = (np.asarray(x) for x in probe(image, training=False))
+    first, second, third = (keras.ops.convert_to_numpy(x) for x in probe(image, training=False))
     # block 2's and 3's input is the previous block's output (after its ReLU, so non-negative): with a zero branch,
     # relu(x + 0) = x; with the default initialisation the branch adds something
     assert np.array_equal(first, second) == zero_init_residual
@@ -48,6 +48,6 @@ def test_band_floor_makes_every_band_start_from_the_same_floor_in_the_backbones_
     rng = np.random.default_rng(0)
     brown = np.cumsum(rng.standard_normal((2, detector.input.shape[1])), axis=1)
     brown = (brown - brown.mean(axis=1, keepdims=True)) / brown.std(axis=1, keepdims=True)
-    image = np.asarray(image_of(brown.astype("float32")))[..., 0]
+    image = keras.ops.convert_to_numpy(image_of(brown.astype("float32")))[..., 0]
     floors = np.quantile(image, 0.2, axis=2)
     assert (np.ptp(floors, axis=1).max() < 1e-5) == bool(quantile)
