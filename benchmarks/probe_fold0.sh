@@ -1,6 +1,8 @@
 #!/bin/bash
 # One-fold probe: train fold 0 only, with config.yaml plus YAML overrides, into its own folder, and print the best
-# validation LWLRAP. Used for benchmarks/PROBES.md (cheaper than a whole `make quality` recipe: no predictions).
+# validation LWLRAP, then the test LWLRAP of that one model when the dataset has test_truth.csv. Used for
+# benchmarks/PROBES.md (cheaper than a whole `make quality` recipe). The validation windows are centred on labelled
+# calls, so only the test score sees false alarms on background and confusers.
 #   benchmarks/probe_fold0.sh NAME 'train: {learning_rate: 0.003}'      # -> probes/NAME/
 # DATA=folder picks the dataset (default: the demo data `make demo` generated); PROBES=folder the output root;
 # PYTHON=interpreter the environment (default: .venv's).
@@ -13,14 +15,25 @@ python=${PYTHON:-$repo/.venv/bin/python}
 [ -d "$data/train" ] || { echo "no dataset at $data (run make demo first, or set DATA)" >&2; exit 1; }
 mkdir -p "$dir"
 printf 'data_dir: %s\ndetect: {input_dir: ""}\n%s\n' "$data" "$overrides" > "$dir/overrides.yaml"
-"$python" -m snakemake results/models/fold0/model.keras -s "$repo/Snakefile" --directory "$dir" --cores 2 \
+targets=(results/models/fold0/model.keras)
+[ -f "$data/test_truth.csv" ] && targets+=(results/test/fold0.parquet)
+"$python" -m snakemake "${targets[@]}" -s "$repo/Snakefile" --directory "$dir" --cores 2 \
     --configfile "$repo/config.yaml" "$dir/overrides.yaml" > "$dir/snakemake.log" 2>&1 \
     || { tail -n 20 "$dir/snakemake.log" >&2; echo "probe $name failed: see $dir/snakemake.log" >&2; exit 1; }
-"$python" - "$dir/results/models/fold0/history.csv" "$name" <<'PY'
+"$python" - "$dir/results" "$data/test_truth.csv" "$name" <<'PY'
 import sys
+from pathlib import Path
 import pandas as pd
-history = pd.read_csv(sys.argv[1])
+from rfcx.constants import SPECIES_COLUMNS
+from rfcx.metrics import lwlrap
+results, truth_path, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+history = pd.read_csv(results / "models/fold0/history.csv")
 best = history.loc[history["val_lwlrap"].idxmax()]
-print(f"{sys.argv[2]}: best val LWLRAP {best['val_lwlrap']:.4f} at epoch {int(best['epoch']) + 1} of {len(history)}, "
-      f"train LWLRAP {best['lwlrap']:.4f}")
+line = (f"{name}: best val LWLRAP {best['val_lwlrap']:.4f} at epoch {int(best['epoch']) + 1} of {len(history)}, "
+        f"train LWLRAP {best['lwlrap']:.4f}")
+if truth_path.exists():
+    truth = pd.read_csv(truth_path).set_index("recording_id")
+    scores = pd.read_parquet(results / "test/fold0.parquet").set_index("recording_id").loc[truth.index]
+    line += f", test LWLRAP (fold 0 alone) {lwlrap(truth[list(SPECIES_COLUMNS)].values, scores[list(SPECIES_COLUMNS)].values):.4f}"
+print(line)
 PY

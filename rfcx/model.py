@@ -47,11 +47,18 @@ def build_front_end(features: dict[str, Any], augment: keras.layers.Layer | None
                              augment=augment, dtype="float32", name="log_mel")
 
 
+def band_floor(features: dict[str, Any], name: str | None = None) -> BandFloor | None:
+    """The configured per-band background-floor layer, or None when ``features.band_floor_quantile`` is 0 (off)."""
+    quantile = features["band_floor_quantile"]
+    return BandFloor(quantile, name=name) if quantile else None
+
+
 def scale_image(db: keras.KerasTensor, features: dict[str, Any]) -> keras.KerasTensor:
-    """The dB image as the backbone sees it: each band's background floor subtracted (if
-    ``features.band_floor_quantile``), then scaled to [0, 1] per example. Not augmentations: always applied."""
-    if features["band_floor_quantile"]:
-        db = BandFloor(features["band_floor_quantile"], name="band_floor")(db)
+    """The dB image as the backbone sees it: each band's background floor subtracted (if configured), then scaled
+    to [0, 1] per example. Not augmentations: always applied."""
+    floor = band_floor(features, name="band_floor")
+    if floor is not None:
+        db = floor(db)
     return MinMaxScale(dtype="float32", name="min_max")(db)
 
 

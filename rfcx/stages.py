@@ -272,8 +272,7 @@ def plot_augmentations(windows_path: str | Path, cache_path: str | Path, index_p
                        window_seconds: float, seed: int) -> None:
     """The log-mel of one training window as the model sees it, and again after each configured augmentation."""
     from rfcx.augment import build_augmentations
-    from rfcx.features import BandFloor
-    from rfcx.model import build_front_end
+    from rfcx.model import band_floor, build_front_end
     from rfcx.plots import plot_mel_grid
 
     cache = open_cache(cache_path, index_path, features, window_seconds)
@@ -281,9 +280,9 @@ def plot_augmentations(windows_path: str | Path, cache_path: str | Path, index_p
     front_end = build_front_end(features)
     original = front_end(waveform)
     images = {"original": np.asarray(original)[0, :, :, 0]}
-    if features["band_floor_quantile"]:  # not an augmentation: what every window looks like before scaling
-        floor = BandFloor(features["band_floor_quantile"])(original)
-        images[f"band floor subtracted\n(quantile {features['band_floor_quantile']})"] = np.asarray(floor)[0, :, :, 0]
+    floor = band_floor(features)
+    if floor is not None:  # not an augmentation: what every window looks like before the min-max scaling
+        images[f"band floor subtracted\n(quantile {floor.quantile})"] = np.asarray(floor(original))[0, :, :, 0]
     for leaf in augmentation_leaves(augment):
         stages = build_augmentations([leaf], features=features, seed=seed)
         audio = waveform
