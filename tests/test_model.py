@@ -51,3 +51,35 @@ def test_band_floor_makes_every_band_start_from_the_same_floor_in_the_backbones_
     image = keras.ops.convert_to_numpy(image_of(brown.astype("float32")))[..., 0]
     floors = np.quantile(image, 0.2, axis=2)
     assert (np.ptp(floors, axis=1).max() < 1e-5) == bool(quantile)
+
+
+def scaled_images(scaling: str, clips: np.ndarray) -> np.ndarray:
+    """The image each clip becomes for the backbone (band floor at the median), under `features.scaling`."""
+    config = load_config(None, {"features": {"n_mels": 32, "frames": 32, "band_floor_quantile": 0.5,
+                                             "scaling": scaling}, "model": {"dense_units": 32}})
+    detector = build_model(config["features"], config["model"], window_seconds=1.0)
+    scale_layer = "fixed_scale" if scaling == "fixed" else "min_max"
+    image_of = keras.Model(detector.input, detector.get_layer(scale_layer).output)
+    return keras.ops.convert_to_numpy(image_of(clips.astype("float32")))[..., 0]
+
+
+def test_fixed_scaling_keeps_a_window_of_background_faint_where_min_max_stretches_it_to_full_contrast():
+    """A window of white noise alone and the same noise with a short loud tone: min-max gives both the same full [0, 1]
+    range, so background alone looks as contrasted as a call; fixed scaling keeps the background's image near 0 and
+    lets the tone stand out far above it."""
+    rng = np.random.default_rng(0)
+    samples = 48_000
+    noise = 0.01 * rng.standard_normal(samples)
+    time = np.arange(samples) / 48_000
+    tone = noise + 0.5 * np.sin(2 * np.pi * 3000 * time) * ((time > 0.4) & (time < 0.7))  # under half the window
+    clips = np.stack([noise, tone])
+    stretched = scaled_images("minmax", clips)
+    assert np.ptp(stretched[0]) == pytest.approx(1.0, abs=1e-5)
+    assert np.ptp(stretched[1]) == pytest.approx(1.0, abs=1e-5)
+    fixed = scaled_images("fixed", clips)
+    noise_only, with_tone = fixed
+    # the background's own fluctuations stay within about a tenth of the range (a few dB of 80)
+    assert np.abs(noise_only).max() < 0.15
+    # the tone's band rises by its SNR (tens of dB) above that band's floor
+    assert with_tone.max() > 0.4
+    assert with_tone.max() > 3 * np.abs(noise_only).max()

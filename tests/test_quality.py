@@ -37,6 +37,7 @@ def test_every_recipe_validates_and_shares_the_data_folds_and_budget(tmp_path) -
     assert changed_keys(default, configs["sed-max"]) == {"model.head"}
     assert changed_keys(default, configs["no-frequency-channel"]) == {"model.frequency_channel"}
     assert changed_keys(default, configs["no-band-floor"]) == {"features.band_floor_quantile"}
+    assert changed_keys(default, configs["minmax-scaling"]) == {"features.scaling"}
     assert changed_keys(default, configs["mixup"]) == {"augment"}
     assert configs["mixup"]["augment"][-1]["type"] == "Mixup"
     assert default["augment"] == yaml.safe_load((REPO / "config.yaml").read_text())["augment"]

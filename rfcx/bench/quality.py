@@ -66,6 +66,8 @@ def recipes() -> dict[str, Recipe]:
                overrides=(_with_augment({"type": "SpecAugment", "p": 0.5}),)),
         Recipe("no-band-floor", "without subtracting each mel band's background floor (features.band_floor_quantile 0)",
                overrides=({"features": {"band_floor_quantile": 0}},)),
+        Recipe("minmax-scaling", "each window's dB image stretched to [0, 1] instead of divided by top_db",
+               overrides=({"features": {"scaling": "minmax"}},)),
         Recipe("no-frequency-channel", "without the mel-band position channel",
                overrides=({"model": {"frequency_channel": False}},)),
         Recipe("softmax", "softmax + categorical cross-entropy instead of sigmoid + binary",
