@@ -4,7 +4,7 @@ Putting augmentation and the spectrogram in the model means they run batched on 
 vanish at inference (every augmentation layer is the identity when training is false), and a saved `.keras` file
 takes raw audio, so prediction cannot drift from training's preprocessing. Reads top to bottom:
 waveform -> [waveform augmentations] -> mel power -> [power augmentations] -> dB -> [spectrogram augmentations]
--> [per-band background floor subtracted] -> min-max (or fixed) scale
+-> [per-band background floor subtracted] -> [noise gate] -> min-max (or fixed) scale
 -> [frequency coordinate channel] -> backbone -> head.
 
 Two heads: `reference` (global average pooling and a dense classifier, as in the reference recipe) and `sed`
@@ -23,7 +23,7 @@ import keras
 
 from rfcx.augment import AugmentationStages
 from rfcx.constants import N_SPECIES
-from rfcx.features import BandFloor, FrequencyChannel, LogMelSpectrogram, MinMaxScale
+from rfcx.features import BandFloor, FrequencyChannel, LogMelSpectrogram, MinMaxScale, NoiseGate
 from rfcx.losses import FrameLoss
 
 _BACKBONES = {
@@ -54,20 +54,25 @@ def band_floor(features: dict[str, Any], name: str | None = None) -> BandFloor |
 
 
 def scale_image(db: keras.KerasTensor, features: dict[str, Any]) -> keras.KerasTensor:
-    """The dB image as the backbone sees it: each band's background floor subtracted (if configured), then scaled.
-    Not augmentations: always applied.
+    """The dB image as the backbone sees it: each band's background floor subtracted and what stays within
+    ``noise_gate_db`` of it blanked (if configured), then scaled. Not augmentations: always applied.
 
-    ``features.scaling`` "minmax" stretches each example to [0, 1] (the reference). "fixed" divides by ``top_db``
-    instead (and adds 1 without a band floor, so the plain dB image also lands in [0, 1]): a window of background
-    alone then stays a flat, faint image, where min-max would stretch its faint noise to full contrast and the
-    detector would see calls in it (on the demo's test recordings, four windows in five hold no call).
+    ``features.scaling`` "minmax" stretches each example to [0, 1] (the reference). "fixed" divides by
+    ``features.scale_db`` instead, the same for every window (and, without a band floor, shifts the image so its
+    floor, -top_db, maps to 0): a window of background alone then stays a flat, faint image, where min-max would
+    stretch its faint noise to full contrast and the detector would see calls in it (on the demo's test
+    recordings, four windows in five hold no call). ``scale_db`` should be about a call's height above the floor,
+    so the image has the same order of magnitude as the [0, 1] frequency channel beside it.
     """
     floor = band_floor(features, name="band_floor")
     if floor is not None:
         db = floor(db)
+        if features["noise_gate_db"]:
+            db = NoiseGate(features["noise_gate_db"], name="noise_gate")(db)
     if features["scaling"] == "fixed":
-        offset = 0.0 if floor is not None else 1.0
-        return keras.layers.Rescaling(1.0 / features["top_db"], offset=offset, dtype="float32", name="fixed_scale")(db)
+        offset = 0.0 if floor is not None else features["top_db"] / features["scale_db"]
+        return keras.layers.Rescaling(1.0 / features["scale_db"], offset=offset, dtype="float32",
+                                      name="fixed_scale")(db)
     return MinMaxScale(dtype="float32", name="min_max")(db)
 
 

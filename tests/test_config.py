@@ -41,6 +41,13 @@ def test_an_unknown_or_wrong_option_is_named() -> None:
         load_config(None, {"folds": {"n_folds": 1}})
 
 
+def test_a_noise_gate_without_a_band_floor_is_refused_when_the_config_loads() -> None:
+    """The gate works above each band's floor; without one it would silently do nothing (or fail only at training)."""
+    with pytest.raises(ValueError, match="band_floor_quantile"):
+        load_config(None, {"features": {"noise_gate_db": 3.0, "band_floor_quantile": 0}})
+    assert load_config(None, {"features": {"noise_gate_db": 3.0, "band_floor_quantile": 0.5}})["features"]["noise_gate_db"] == 3.0
+
+
 def test_defaults_fill_every_section() -> None:
     config = load_config(None)
     assert config["features"]["n_fft"] == 2048 and config["features"]["hop_length"] == 512

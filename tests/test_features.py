@@ -9,7 +9,7 @@ import librosa
 import numpy as np
 import pytest
 
-from rfcx.features import BandFloor, LogMelSpectrogram, MinMaxScale, mel_center_frequencies, mel_filterbank
+from rfcx.features import BandFloor, LogMelSpectrogram, MinMaxScale, NoiseGate, mel_center_frequencies, mel_filterbank
 
 SR = 48_000
 FMIN, FMAX = 84.0, 15056.0
@@ -157,3 +157,11 @@ def test_model_saves_and_reloads_with_safe_mode(tmp_path: Path) -> None:
     layer = reloaded.get_layer(index=1)
     assert isinstance(layer, LogMelSpectrogram) and layer.get_config()["frames"] == 24
     assert reloaded.get_layer(index=2).get_config()["quantile"] == 0.3
+
+
+def test_noise_gate_blanks_what_stays_within_the_gate_and_lowers_the_rest_by_it():
+    image = np.array([[-6.0, 0.0, 2.9, 3.0, 3.5, 20.0]], dtype="float32")
+    gated = keras.ops.convert_to_numpy(NoiseGate(3.0)(image))
+    np.testing.assert_allclose(gated, [[0.0, 0.0, 0.0, 0.0, 0.5, 17.0]])
+    with pytest.raises(ValueError, match="gate_db"):
+        NoiseGate(-1.0)

@@ -53,26 +53,32 @@ def test_band_floor_makes_every_band_start_from_the_same_floor_in_the_backbones_
     assert (np.ptp(floors, axis=1).max() < 1e-5) == bool(quantile)
 
 
-def scaled_images(scaling: str, clips: np.ndarray) -> np.ndarray:
+def scaled_images(scaling: str, clips: np.ndarray, **features) -> np.ndarray:
     """The image each clip becomes for the backbone (band floor at the median), under `features.scaling`."""
     config = load_config(None, {"features": {"n_mels": 32, "frames": 32, "band_floor_quantile": 0.5,
-                                             "scaling": scaling}, "model": {"dense_units": 32}})
+                                             "scaling": scaling, **features}, "model": {"dense_units": 32}})
     detector = build_model(config["features"], config["model"], window_seconds=1.0)
     scale_layer = "fixed_scale" if scaling == "fixed" else "min_max"
     image_of = keras.Model(detector.input, detector.get_layer(scale_layer).output)
     return keras.ops.convert_to_numpy(image_of(clips.astype("float32")))[..., 0]
 
 
-def test_fixed_scaling_keeps_a_window_of_background_faint_where_min_max_stretches_it_to_full_contrast():
-    """A window of white noise alone and the same noise with a short loud tone: min-max gives both the same full [0, 1]
-    range, so background alone looks as contrasted as a call; fixed scaling keeps the background's image near 0 and
-    lets the tone stand out far above it."""
+def noise_and_short_tone() -> np.ndarray:
+    """Two 1 s clips: white noise, and the same noise with a loud 3 kHz tone over less than half of it (so the band
+    floor, the median over time, stays the noise's)."""
     rng = np.random.default_rng(0)
     samples = 48_000
     noise = 0.01 * rng.standard_normal(samples)
     time = np.arange(samples) / 48_000
-    tone = noise + 0.5 * np.sin(2 * np.pi * 3000 * time) * ((time > 0.4) & (time < 0.7))  # under half the window
-    clips = np.stack([noise, tone])
+    tone = noise + 0.5 * np.sin(2 * np.pi * 3000 * time) * ((time > 0.4) & (time < 0.7))
+    return np.stack([noise, tone])
+
+
+def test_fixed_scaling_keeps_a_window_of_background_faint_where_min_max_stretches_it_to_full_contrast():
+    """A window of white noise alone and the same noise with a short loud tone: min-max gives both the same full [0, 1]
+    range, so background alone looks as contrasted as a call; fixed scaling keeps the background's image near 0 and
+    lets the tone stand out far above it."""
+    clips = noise_and_short_tone()
     stretched = scaled_images("minmax", clips)
     assert np.ptp(stretched[0]) == pytest.approx(1.0, abs=1e-5)
     assert np.ptp(stretched[1]) == pytest.approx(1.0, abs=1e-5)
@@ -83,3 +89,10 @@ def test_fixed_scaling_keeps_a_window_of_background_faint_where_min_max_stretche
     # the tone's band rises by its SNR (tens of dB) above that band's floor
     assert with_tone.max() > 0.4
     assert with_tone.max() > 3 * np.abs(noise_only).max()
+
+
+def test_noise_gate_leaves_a_window_of_background_blank_and_keeps_the_call():
+    noise_only, with_tone = scaled_images("fixed", noise_and_short_tone(), noise_gate_db=6.0, scale_db=20.0)
+    assert np.mean(noise_only == 0) > 0.97
+    assert with_tone.max() > 1.0  # the tone stands > 26 dB above its band's floor
+

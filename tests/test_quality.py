@@ -36,7 +36,8 @@ def test_every_recipe_validates_and_shares_the_data_folds_and_budget(tmp_path) -
     assert configs["reference"]["model"]["output"] == "softmax" and default["model"]["output"] == "sigmoid"
     assert changed_keys(default, configs["sed-max"]) == {"model.head"}
     assert changed_keys(default, configs["no-frequency-channel"]) == {"model.frequency_channel"}
-    assert changed_keys(default, configs["no-band-floor"]) == {"features.band_floor_quantile"}
+    assert changed_keys(default, configs["no-band-floor"]) == {"features.band_floor_quantile", "features.noise_gate_db"}
+    assert changed_keys(default, configs["no-noise-gate"]) == {"features.noise_gate_db"}
     assert changed_keys(default, configs["minmax-scaling"]) == {"features.scaling"}
     assert changed_keys(default, configs["mixup"]) == {"augment"}
     assert configs["mixup"]["augment"][-1]["type"] == "Mixup"

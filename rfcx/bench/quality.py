@@ -64,8 +64,11 @@ def recipes() -> dict[str, Recipe]:
                                                                                  "alpha": 0.4}),)),
         Recipe("specaugment", "+ SpecAugment (p 0.5, 2 time and 2 frequency masks)",
                overrides=(_with_augment({"type": "SpecAugment", "p": 0.5}),)),
-        Recipe("no-band-floor", "without subtracting each mel band's background floor (features.band_floor_quantile 0)",
-               overrides=({"features": {"band_floor_quantile": 0}},)),
+        Recipe("no-band-floor", "without subtracting each mel band's background floor (features.band_floor_quantile 0; "
+               "the noise gate above that floor goes with it)",
+               overrides=({"features": {"band_floor_quantile": 0, "noise_gate_db": 0}},)),
+        Recipe("no-noise-gate", "without the noise gate above each band's floor (features.noise_gate_db 0)",
+               overrides=({"features": {"noise_gate_db": 0}},)),
         Recipe("minmax-scaling", "each window's dB image stretched to [0, 1] instead of divided by top_db",
                overrides=({"features": {"scaling": "minmax"}},)),
         Recipe("no-frequency-channel", "without the mel-band position channel",
