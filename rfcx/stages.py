@@ -253,25 +253,12 @@ def plot_training(history_paths: list[str | Path], figure_path: str | Path) -> N
     plot_histories(histories, figure_path)
 
 
-def augmentation_leaves(spec: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every single transform in an augmentation spec (inside OneOf/Compose too), forced on, to show each alone.
-    Mixup is left out: it mixes two windows of a batch, there is no one-window picture of it."""
-    leaves = []
-    for entry in spec:
-        if entry["type"] == "Mixup":
-            continue
-        if entry["type"] in ("OneOf", "Compose"):
-            leaves += augmentation_leaves(entry.get("transforms", []))
-        else:
-            leaves.append({**entry, "p": 1.0, "always_apply": True})
-    return leaves
-
-
 def plot_augmentations(windows_path: str | Path, cache_path: str | Path, index_path: str | Path,
                        figure_path: str | Path, *, features: dict[str, Any], augment: list[dict[str, Any]],
                        window_seconds: float, seed: int) -> None:
     """The log-mel of one training window as the model sees it, and again after each configured augmentation."""
-    from rfcx.augment import build_augmentations
+    from rfcx.augment import augmentation_leaves, build_augmentations
+    from rfcx.features import NoiseGate
     from rfcx.model import band_floor, build_front_end
     from rfcx.plots import plot_mel_grid
 
@@ -281,8 +268,12 @@ def plot_augmentations(windows_path: str | Path, cache_path: str | Path, index_p
     original = front_end(waveform)
     images = {"original": np.asarray(original)[0, :, :, 0]}
     floor = band_floor(features)
-    if floor is not None:  # not an augmentation: what every window looks like before the min-max scaling
-        images[f"band floor subtracted\n(quantile {floor.quantile})"] = np.asarray(floor(original))[0, :, :, 0]
+    if floor is not None:  # not augmentations: what every window looks like before the scaling
+        floored = floor(original)
+        images[f"band floor subtracted\n(quantile {floor.quantile})"] = np.asarray(floored)[0, :, :, 0]
+        if features["noise_gate_db"]:
+            gated = NoiseGate(features["noise_gate_db"])(floored)
+            images[f"noise gate\n({features['noise_gate_db']:g} dB above the floor)"] = np.asarray(gated)[0, :, :, 0]
     for leaf in augmentation_leaves(augment):
         stages = build_augmentations([leaf], features=features, seed=seed)
         audio = waveform

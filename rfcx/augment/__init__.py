@@ -5,7 +5,7 @@ Importing this package registers every layer with Keras serialization (package "
 model needs to reload with ``safe_mode=True`` and no custom_objects.
 """
 
-from rfcx.augment.build import AUGMENT_SCHEMA, TRANSFORMS, AugmentationStages, build_augmentations
+from rfcx.augment.build import AUGMENT_SCHEMA, TRANSFORMS, AugmentationStages, augmentation_leaves, build_augmentations
 from rfcx.augment.compose import Compose, OneOf, RandomTransform
 from rfcx.augment.mixup import Mixup, mix_targets
 from rfcx.augment.power import SpectralNoiseSNR, SpectralTimeShift, SpectralVolumeControl, noise_mel_statistics
@@ -16,6 +16,7 @@ __all__ = [
     "AUGMENT_SCHEMA",
     "TRANSFORMS",
     "AugmentationStages",
+    "augmentation_leaves",
     "Compose",
     "GaussianNoiseSNR",
     "MelPitchShift",

@@ -424,3 +424,17 @@ AUGMENT_SCHEMA: dict[str, Any] = {
     "default": [],
     "items": _item_schema(2),
 }
+
+
+def augmentation_leaves(spec: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every single transform in an augmentation spec (inside OneOf/Compose too), forced on, to show or warm
+    up each alone. Mixup is left out: it mixes two windows of a batch, there is no one-window picture of it."""
+    leaves = []
+    for entry in spec:
+        if entry["type"] == "Mixup":
+            continue
+        if entry["type"] in ("OneOf", "Compose"):
+            leaves += augmentation_leaves(entry.get("transforms", []))
+        else:
+            leaves.append({**entry, "p": 1.0, "always_apply": True})
+    return leaves
