@@ -53,6 +53,12 @@ def band_floor(features: dict[str, Any], name: str | None = None) -> BandFloor |
     return BandFloor(quantile, name=name) if quantile else None
 
 
+def noise_gate(features: dict[str, Any], name: str | None = None) -> NoiseGate | None:
+    """The configured noise gate above each band's floor, or None when ``features.noise_gate_db`` is 0 (off)."""
+    gate_db = features["noise_gate_db"]
+    return NoiseGate(gate_db, name=name) if gate_db else None
+
+
 def scale_image(db: keras.KerasTensor, features: dict[str, Any]) -> keras.KerasTensor:
     """The dB image as the backbone sees it: each band's background floor subtracted and what stays within
     ``noise_gate_db`` of it blanked (if configured), then scaled. Not augmentations: always applied.
@@ -64,11 +70,11 @@ def scale_image(db: keras.KerasTensor, features: dict[str, Any]) -> keras.KerasT
     recordings, four windows in five hold no call). ``scale_db`` should be about a call's height above the floor,
     so the image has the same order of magnitude as the [0, 1] frequency channel beside it.
     """
-    floor = band_floor(features, name="band_floor")
-    if floor is not None:
+    floor, gate = band_floor(features, name="band_floor"), noise_gate(features, name="noise_gate")
+    if floor is not None:  # the schema allows a gate only with a band floor
         db = floor(db)
-        if features["noise_gate_db"]:
-            db = NoiseGate(features["noise_gate_db"], name="noise_gate")(db)
+        if gate is not None:
+            db = gate(db)
     if features["scaling"] == "fixed":
         offset = 0.0 if floor is not None else features["top_db"] / features["scale_db"]
         return keras.layers.Rescaling(1.0 / features["scale_db"], offset=offset, dtype="float32",

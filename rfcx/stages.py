@@ -258,8 +258,7 @@ def plot_augmentations(windows_path: str | Path, cache_path: str | Path, index_p
                        window_seconds: float, seed: int) -> None:
     """The log-mel of one training window as the model sees it, and again after each configured augmentation."""
     from rfcx.augment import augmentation_leaves, build_augmentations
-    from rfcx.features import NoiseGate
-    from rfcx.model import band_floor, build_front_end
+    from rfcx.model import band_floor, build_front_end, noise_gate
     from rfcx.plots import plot_mel_grid
 
     cache = open_cache(cache_path, index_path, features, window_seconds)
@@ -271,9 +270,9 @@ def plot_augmentations(windows_path: str | Path, cache_path: str | Path, index_p
     if floor is not None:  # not augmentations: what every window looks like before the scaling
         floored = floor(original)
         images[f"band floor subtracted\n(quantile {floor.quantile})"] = np.asarray(floored)[0, :, :, 0]
-        if features["noise_gate_db"]:
-            gated = NoiseGate(features["noise_gate_db"])(floored)
-            images[f"noise gate\n({features['noise_gate_db']:g} dB above the floor)"] = np.asarray(gated)[0, :, :, 0]
+        gate = noise_gate(features)
+        if gate is not None:
+            images[f"noise gate\n({gate.gate_db:g} dB above the floor)"] = np.asarray(gate(floored))[0, :, :, 0]
     for leaf in augmentation_leaves(augment):
         stages = build_augmentations([leaf], features=features, seed=seed)
         audio = waveform

@@ -79,10 +79,10 @@ def test_fixed_scaling_keeps_a_window_of_background_faint_where_min_max_stretche
     range, so background alone looks as contrasted as a call; fixed scaling keeps the background's image near 0 and
     lets the tone stand out far above it."""
     clips = noise_and_short_tone()
-    stretched = scaled_images("minmax", clips)
+    stretched = scaled_images("minmax", clips, scale_db=80.0)
     assert np.ptp(stretched[0]) == pytest.approx(1.0, abs=1e-5)
     assert np.ptp(stretched[1]) == pytest.approx(1.0, abs=1e-5)
-    fixed = scaled_images("fixed", clips)
+    fixed = scaled_images("fixed", clips, scale_db=80.0)
     noise_only, with_tone = fixed
     # the background's own fluctuations stay within about a tenth of the range (a few dB of 80)
     assert np.abs(noise_only).max() < 0.15

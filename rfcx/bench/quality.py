@@ -69,7 +69,7 @@ def recipes() -> dict[str, Recipe]:
                overrides=({"features": {"band_floor_quantile": 0, "noise_gate_db": 0}},)),
         Recipe("no-noise-gate", "without the noise gate above each band's floor (features.noise_gate_db 0)",
                overrides=({"features": {"noise_gate_db": 0}},)),
-        Recipe("minmax-scaling", "each window's dB image stretched to [0, 1] instead of divided by top_db",
+        Recipe("minmax-scaling", "each window's dB image stretched to [0, 1] instead of divided by features.scale_db",
                overrides=({"features": {"scaling": "minmax"}},)),
         Recipe("no-frequency-channel", "without the mel-band position channel",
                overrides=({"model": {"frequency_channel": False}},)),
