@@ -24,16 +24,14 @@ targets=(results/models/fold0/model.keras)
 import sys
 from pathlib import Path
 import pandas as pd
-from rfcx.constants import SPECIES_COLUMNS
-from rfcx.metrics import lwlrap
+from rfcx.scoring import score_submission
 results, truth_path, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 history = pd.read_csv(results / "models/fold0/history.csv")
 best = history.loc[history["val_lwlrap"].idxmax()]
 line = (f"{name}: best val LWLRAP {best['val_lwlrap']:.4f} at epoch {int(best['epoch']) + 1} of {len(history)}, "
         f"train LWLRAP {best['lwlrap']:.4f}")
 if truth_path.exists():
-    truth = pd.read_csv(truth_path).set_index("recording_id")
-    scores = pd.read_parquet(results / "test/fold0.parquet").set_index("recording_id").loc[truth.index]
-    line += f", test LWLRAP (fold 0 alone) {lwlrap(truth[list(SPECIES_COLUMNS)].values, scores[list(SPECIES_COLUMNS)].values):.4f}"
+    test = score_submission(pd.read_parquet(results / "test/fold0.parquet"), pd.read_csv(truth_path))
+    line += f", test LWLRAP (fold 0 alone) {test['lwlrap']:.4f}"
 print(line)
 PY

@@ -70,9 +70,10 @@ def scale_image(db: keras.KerasTensor, features: dict[str, Any]) -> keras.KerasT
     recordings, four windows in five hold no call). ``scale_db`` should be about a call's height above the floor,
     so the image has the same order of magnitude as the [0, 1] frequency channel beside it.
     """
-    floor, gate = band_floor(features, name="band_floor"), noise_gate(features, name="noise_gate")
-    if floor is not None:  # the schema allows a gate only with a band floor
+    floor = band_floor(features, name="band_floor")
+    if floor is not None:
         db = floor(db)
+        gate = noise_gate(features, name="noise_gate")  # the schema allows a gate only with a band floor
         if gate is not None:
             db = gate(db)
     if features["scaling"] == "fixed":
