@@ -1,10 +1,10 @@
-"""The waveform cache: every training window decoded once, kept as a memory-mapped int16 array.
+"""The waveform cache: every training window decoded once, kept as one int16 `.npy` array.
 
 The reference generator decoded a whole 60 s FLAC for every sample of every epoch. Here each window is decoded once,
 with `margin_seconds` of context on both sides for random crops and time shifts, into one `.npy` file of shape
 (n_windows, span_samples). Why this format: int16 is exactly what the 16-bit FLACs hold (lossless, half of float32),
-a `.npy` opens memory-mapped with plain NumPy on any backend and OS, a batch is a gather of contiguous rows that the
-page cache serves, and data-loader workers share it without copies.
+a `.npy` opens with plain NumPy on any backend and OS, a window is one contiguous positioned read that the page cache
+serves, and data-loader workers share the file without copies.
 """
 
 from __future__ import annotations
@@ -67,7 +67,13 @@ def build_cache(windows: pd.DataFrame, recording_path: Callable[[str], Path], ou
 
 @dataclass
 class WaveformCache:
-    """Read access to a built cache: batches of windows as float32, with optional per-window start jitter."""
+    """Read access to a built cache: batches of windows as float32, with optional per-window start jitter.
+
+    The `.npy` is opened memory-mapped for its shape and header, but windows are read with `os.preadv` into one
+    int16 buffer per batch: slicing a fresh memory map costs a page fault per 4 KiB, and on the 2-core CI machine a
+    pass over the demo's 288 cached 5 s windows measured 0.23 ms of CPU per window (0.10 ms once mapped) against
+    0.085 ms (0.082 ms) with positioned reads. No file position is shared, so loader threads can read at once.
+    """
 
     path: Path
     index: pd.DataFrame
@@ -77,11 +83,26 @@ class WaveformCache:
         self.array = np.load(self.path, mmap_mode="r")
         if len(self.index) != self.array.shape[0]:
             raise ValueError(f"{self.path}: cache has {self.array.shape[0]} rows but its index {len(self.index)}")
+        if self.array.dtype != np.dtype("<i2") or not self.array.flags.c_contiguous:
+            raise ValueError(f"{self.path}: expected a C-ordered little-endian int16 cache, got {self.array.dtype}")
         self.offsets = self.index.window_offset.to_numpy(dtype=np.int64)
+        self._descriptor: tuple[int, int] | None = None  # (pid, fd): reopened in a forked child
 
     @property
     def span_samples(self) -> int:
         return int(self.array.shape[1])
+
+    def _fd(self) -> int:
+        if self._descriptor is None or self._descriptor[0] != os.getpid():
+            self._descriptor = (os.getpid(), os.open(self.path, os.O_RDONLY))
+        return self._descriptor[1]
+
+    def __del__(self) -> None:
+        if getattr(self, "_descriptor", None) is not None and self._descriptor[0] == os.getpid():
+            os.close(self._descriptor[1])
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_descriptor": None}
 
     def read(self, rows: np.ndarray, jitter: np.ndarray | None = None) -> np.ndarray:
         """Windows `rows` as a (len(rows), window_samples) float32 batch; `jitter` shifts each start (in samples),
@@ -89,8 +110,13 @@ class WaveformCache:
         offsets = self.offsets[rows] if jitter is None else self.offsets[rows] + jitter
         offsets = np.clip(offsets, 0, self.span_samples - self.window_samples)
         batch = np.empty((len(rows), self.window_samples), dtype=np.float32)
-        for out, (row, offset) in enumerate(zip(rows, offsets)):  # one pass per window: int16 -> scaled float32
-            int16_to_float(self.array[row, offset:offset + self.window_samples], out=batch[out])
+        samples = np.empty(self.window_samples, dtype=np.int16)
+        buffer, fd, item = memoryview(samples).cast("B"), self._fd(), samples.itemsize
+        for out, (row, offset) in enumerate(zip(rows, offsets)):  # one read and one scaling pass per window
+            position = self.array.offset + (int(row) * self.span_samples + int(offset)) * item
+            if os.preadv(fd, [buffer], position) != buffer.nbytes:
+                raise OSError(f"{self.path}: short read of row {row} (truncated cache? delete it to rebuild)")
+            int16_to_float(samples, out=batch[out])
         return batch
 
 

@@ -1,6 +1,6 @@
 """Feeding windows from the waveform cache to Keras, as `keras.utils.PyDataset` (works on every backend).
 
-The host does only what must happen on the host: pick rows, take a randomly jittered crop from the memory-mapped
+The host does only what must happen on the host: pick rows, take a randomly jittered crop from the waveform
 cache and build the targets. Augmentation and the log-mel run in the model, batched, on the accelerator.
 """
 

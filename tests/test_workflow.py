@@ -67,18 +67,10 @@ def planned_rules(workdir: Path, change: dict | None = None, *extra: str) -> set
     return rules
 
 
-#: For a run copied elsewhere: the rules list their rfcx code by absolute path, so every input set differs from the
-#: recorded one; file times, parameters and code still decide what re-runs, and a test forces (--forcerun) the steps
-#: whose input set its change alters, as the input-set trigger does in place (planned_rules shows that plan).
-MOVED_RUN = ("--rerun-triggers", "mtime", "params", "code", "software-env")
-
-
 def copy_of_run(finished_run: Path, destination: Path, change: dict) -> Path:
-    """A copy of a finished run (results and Snakemake's records too, times kept) whose config.yaml has `change`
-    laid over it, so a test can take it further without disturbing the other tests' run (run it with MOVED_RUN)."""
+    """A copy of a finished run (code, results and Snakemake's records, times kept) whose config.yaml has `change`
+    laid over it, so a test can take it further without disturbing the other tests' run."""
     shutil.copytree(finished_run, destination, symlinks=True)
-    for source in (destination / "rfcx").rglob("*.py"):  # the copy's code is the run's code: Snakemake's record of
-        os.utime(source, (0, 0))                          # it is kept under the original paths, so make it look old
     config = yaml.safe_load((destination / "config.yaml").read_text())
     (destination / "config.yaml").write_text(yaml.safe_dump({**config, **change}))
     return destination
@@ -119,6 +111,14 @@ def test_the_workflow_makes_every_output_and_a_valid_submission(finished_run: Pa
 
 def test_a_second_call_has_nothing_to_do(finished_run: Path) -> None:
     result = snakemake(finished_run)
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_a_moved_project_folder_has_nothing_to_do(finished_run: Path, tmp_path) -> None:
+    """Renaming or moving the folder of a finished run (code and results together) must not retrain anything: the
+    code inputs are recorded relative to it."""
+    moved = copy_of_run(finished_run, tmp_path / "renamed", {})
+    result = snakemake(moved, "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
@@ -213,7 +213,7 @@ def test_calibration_fits_on_oof_and_calibrates_the_submission(finished_run: Pat
     change = {"calibration": {"enabled": True, "min_positives": 1}}
     assert planned_rules(finished_run, change) == {"calibrate", "ensemble", "summarise", "all"}
     run = copy_of_run(finished_run, tmp_path / "run", change)
-    result = snakemake(run, *MOVED_RUN, "--forcerun", "ensemble")
+    result = snakemake(run)
     assert "rule train:" not in result.stdout + result.stderr and "rule calibrate:" in result.stdout + result.stderr
     calibration = json.loads((run / "results/calibration/calibration.json").read_text())
     assert calibration["method"] == "platt" and len(calibration["species"]) == 24
@@ -239,7 +239,7 @@ def test_pseudo_labels_train_a_second_stage_that_makes_every_prediction(finished
             "score_oof", "calibrate", "ensemble", "plot_training", "summarise"} <= plan
     assert not plan & {"train", "crop_windows", "cache_waveforms"}  # stage 1 is reused as it is
     run = copy_of_run(finished_run, tmp_path / "run", change)
-    snakemake(run, *MOVED_RUN, "--forcerun", "predict_oof", "predict_test", "plot_training")
+    snakemake(run)
     folds = pd.read_parquet(run / "results/data/folds.parquet").set_index("recording_id").fold
     for fold in (0, 1):
         pseudo = pd.read_parquet(run / f"results/pseudo/fold{fold}.parquet")

@@ -43,8 +43,17 @@ def code(*modules):
     files = []
     for module in modules:
         package = REPO / "rfcx" / module
-        files += sorted(map(str, package.glob("*.py"))) if package.is_dir() else [f"{package}.py"]
-    return files
+        files += sorted(package.glob("*.py")) if package.is_dir() else [package.with_name(f"{module}.py")]
+    return [workdir_path(path) for path in files]
+
+
+def workdir_path(path):
+    """`path` relative to the working directory when it lies inside it, else absolute. Snakemake re-runs a step whose
+    set of input paths changed, so absolute paths would retrain everything after the project folder (the usual
+    working directory) is moved or renamed; a working directory outside the code (--directory) keeps absolute
+    paths, so that it can move on its own."""
+    path = Path(path).resolve()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
 MODEL_CODE = ["model", "features", "augment", "losses", "metrics", "loader", "cache", "train", "backend"]
