@@ -143,8 +143,10 @@ class Bench:
 
     def reference(self, augment: bool) -> Timing:
         """The reference generator on the first `reference_samples` windows, after a warm-up sample through every
-        augmentation forced on: librosa compiles some of them (numba) on first use, which a warm-up sample whose
-        coins skipped them would leave inside the timed samples (it once halved the reference's figure)."""
+        augmentation forced on (librosa compiles some of them, numba, on first use, which a warm-up sample whose
+        coins skipped them would leave inside the timed samples: it once halved the reference's figure), then an
+        untimed pass over the same windows, as for the pipeline: both sides are measured in the steady state of an
+        epoch after the first."""
         def generator(spec: list[dict[str, Any]] | None) -> Any:
             return load_reference_generator()(self.data / "train", self.windows, window_seconds=self.window_seconds,
                                               features=self.features, augment=spec, seed=self.config["seed"])
@@ -152,12 +154,14 @@ class Bench:
         rows = [int(row) % len(self.windows) for row in self.rows[:self.size.reference_samples]]
         generator(augmentation_leaves(self.config["augment"]) if augment else None).batch(rows[:1])
         timed_generator = generator(self.config["augment"] if augment else None)
-        timed_generator.batch(rows[:1])
+        timed_generator.batch(rows)
         return timed(len(rows), lambda: timed_generator.batch(rows))
 
     def pipeline(self, augment: bool) -> Timing:
         """Cache read + batched augmentation + log-mel, compiled, in training mode (or plain, for validation), fed by
-        the training loader itself (random crops and host transforms included when augmenting)."""
+        the training loader itself (random crops and host transforms included when augmenting). Timed on a second
+        pass over the same batches: the first pays what a training run pays once, not every epoch (tracing and
+        compiling, the allocators growing to the batch size, the first read of each cached window)."""
         batch_size = self.size.pipeline_batch_size
         stages = self.augmentations()
         model = input_pipeline_model(self.config, stages if augment else type(stages)())
@@ -175,9 +179,7 @@ class Bench:
                 else:
                     model.predict_on_batch(clips)
 
-        for _ in range(WARM_UP_STEPS):
-            model.train_on_batch(*batches[0])
-        model.predict_on_batch(batches[0][0])
+        run()
         return timed(len(batches) * batch_size, run)
 
     def training(self) -> dict[str, Timing]:
