@@ -22,15 +22,11 @@ from typing import Any
 import keras
 
 from rfcx.augment import AugmentationStages
+from rfcx.backbones import BACKBONES
 from rfcx.constants import N_SPECIES
 from rfcx.features import BandFloor, FrequencyChannel, LogMelSpectrogram, MinMaxScale, NoiseGate
 from rfcx.losses import FrameLoss
 
-_BACKBONES = {
-    "resnet50": keras.applications.ResNet50,
-    "efficientnetb0": keras.applications.EfficientNetB0,
-    "mobilenetv3small": keras.applications.MobileNetV3Small,
-}
 
 
 def window_samples(features: dict[str, Any], window_seconds: float) -> int:
@@ -84,10 +80,10 @@ def scale_image(db: keras.KerasTensor, features: dict[str, Any]) -> keras.KerasT
 
 
 def build_backbone(name: str, input_shape: tuple[int, int, int]) -> keras.Model:
-    """An image backbone from keras.applications, randomly initialised (weights=None: nothing is downloaded)."""
-    if name not in _BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(_BACKBONES)}")
-    return _BACKBONES[name](include_top=False, weights=None, input_shape=input_shape)
+    """An image backbone (rfcx.backbones), randomly initialised (weights=None: nothing is downloaded)."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)}")
+    return BACKBONES[name](include_top=False, weights=None, input_shape=input_shape)
 
 
 def reference_head(x: keras.KerasTensor, model: dict[str, Any]) -> keras.KerasTensor:

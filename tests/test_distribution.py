@@ -84,7 +84,7 @@ cache = WaveformCache(out / "waveforms.npy", index, int(seconds * rate))
 config = load_config(None, {
     "windows": {"window_seconds": seconds, "margin_seconds": margin},
     "features": {"n_mels": 32, "frames": 32},
-    "model": {"backbone": "mobilenetv3small", "dense_units": 32},
+    "model": {"backbone": "resnet18", "dense_units": 32},
     "augment": [{"type": "GaussianNoiseSNR", "p": 0.5, "min_snr": 5.0, "max_snr": 20.0}],
     "train": {"epochs": 1, "batch_size": 4, "steps_per_epoch": 2, "workers": 0, "distribution": "data_parallel"},
     "folds": {"n_folds": 2},

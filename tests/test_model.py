@@ -10,29 +10,49 @@ from rfcx.config import load_config
 from rfcx.model import build_model
 
 
-def backbone_of(zero_init_residual: bool) -> keras.Model:
+def backbone_of(zero_init_residual: bool, name: str = "resnet50") -> keras.Model:
     config = load_config(None, {"features": {"n_mels": 32, "frames": 32},
-                                "model": {"dense_units": 32, "zero_init_residual": zero_init_residual}})
+                                "model": {"backbone": name, "dense_units": 32, "zero_init_residual": zero_init_residual}})
     detector = build_model(config["features"], config["model"], window_seconds=1.0)
     return next(layer for layer in detector.layers if isinstance(layer, keras.Model))
 
 
+#: Per ResNet: the outputs of the first stage's blocks, the suffix of the BatchNorm ending each residual branch and
+#: how many blocks there are (ResNet50: bottlenecks [3, 4, 6, 3]; ResNet18: basic blocks [2, 2, 2, 2]).
+RESNETS = {"resnet50": (("conv2_block1_out", "conv2_block2_out", "conv2_block3_out"), "_3_bn", 16),
+           "resnet18": (("conv2_block1_out", "conv2_block2_out"), "_2_bn", 8)}
+
+
+@pytest.mark.parametrize("name", sorted(RESNETS))
 @pytest.mark.parametrize("zero_init_residual", [True, False])
-def test_zero_initialised_residual_branches_make_every_identity_block_pass_its_input_through(zero_init_residual):
-    backbone = backbone_of(zero_init_residual)
-    probe = keras.Model(backbone.input, [backbone.get_layer(name).output
-                                         for name in ("conv2_block1_out", "conv2_block2_out", "conv2_block3_out")])
+def test_zero_initialised_residual_branches_make_every_identity_block_pass_its_input_through(zero_init_residual, name):
+    backbone = backbone_of(zero_init_residual, name)
+    block_outputs, branch_end, blocks = RESNETS[name]
+    probe = keras.Model(backbone.input, [backbone.get_layer(output).output for output in block_outputs])
     image = np.random.default_rng(0).uniform(size=(2, *backbone.input.shape[1:])).astype("float32")
-    first, second, third = (keras.ops.convert_to_numpy(x) for x in probe(image, training=False))
-    # block 2's and 3's input is the previous block's output (after its ReLU, so non-negative): with a zero branch,
+    outputs = [keras.ops.convert_to_numpy(x) for x in probe(image, training=False)]
+    # each later block's input is the previous block's output (after its ReLU, so non-negative): with a zero branch,
     # relu(x + 0) = x; with the default initialisation the branch adds something
-    assert np.array_equal(first, second) == zero_init_residual
-    assert np.array_equal(second, third) == zero_init_residual
-    branch_ends = [layer.gamma for layer in backbone.layers if layer.name.endswith("_3_bn")]
-    assert len(branch_ends) == 16  # one per bottleneck block of ResNet50
+    for before, after in zip(outputs, outputs[1:]):
+        assert np.array_equal(before, after) == zero_init_residual
+    branch_ends = [layer.gamma for layer in backbone.layers if layer.name.endswith(branch_end)]
+    assert len(branch_ends) == blocks  # one per residual block
     assert all(np.all(np.asarray(gamma) == 0) == zero_init_residual for gamma in branch_ends)
     # the shortcut projections and every other BatchNorm keep gamma = 1
-    assert np.all(np.asarray(backbone.get_layer("conv2_block1_0_bn").gamma) == 1)
+    assert np.all(np.asarray(backbone.get_layer("conv2_block1_0_bn" if name == "resnet50" else "conv3_block1_0_bn")
+                              .gamma) == 1)
+
+
+def test_resnet18_has_the_published_shape_and_size() -> None:
+    """He et al. 2016, table 1: 512 channels at 1/32 of the input's resolution, and exactly the trainable weights of
+    torchvision's resnet18 without its classifier (11,689,512 - 512 x 1000 - 1000) on a 3-channel image."""
+    from rfcx.backbones import resnet18
+
+    network = resnet18(input_shape=(224, 224, 3))
+    assert network.output.shape == (None, 7, 7, 512)
+    assert sum(int(np.prod(weight.shape)) for weight in network.trainable_weights) == 11_176_512
+    with pytest.raises(ValueError, match="pretrained"):
+        resnet18(weights="imagenet", input_shape=(224, 224, 3))
 
 
 @pytest.mark.parametrize("quantile", [0.2, 0.0])

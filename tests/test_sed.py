@@ -10,7 +10,7 @@ import pytest
 from rfcx.loader import FrameBoxes, WindowBatches
 from rfcx.losses import masked_frame_crossentropy
 from rfcx.windows import crop_windows
-from test_train import small_config, windows_and_cache  # noqa: F401  (fixture)
+from test_train import LIGHT, small_config, windows_and_cache  # noqa: F401  (fixture)
 
 
 def boxes(*rows) -> pd.DataFrame:
@@ -88,7 +88,7 @@ def test_the_sed_head_trains_and_reloads_as_a_clip_level_detector(windows_and_ca
     windows = windows.assign(box_species=[np.array([s]) for s in windows.species_id],
                              box_start=[np.array([0.0])] * len(windows), box_end=[np.array([1.0])] * len(windows),
                              box_positive=[np.array([1], np.int8)] * len(windows))
-    base = small_config(epochs=2, steps_per_epoch=4)
+    base = small_config(LIGHT, epochs=2, steps_per_epoch=4)
     config = load_config(None, {**base, "model": {**base["model"], "head": "sed", "sed_pooling": pooling}})
     history = train_fold(windows, cache, config, fold=0, out_dir=tmp_path)
     assert np.isfinite(history.loss).all() and history.loss.iloc[-1] < history.loss.iloc[0]
