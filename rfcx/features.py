@@ -109,7 +109,12 @@ class LogMelSpectrogram(keras.layers.Layer):
         self.augment = augment
         # A constant rather than a weight: it is fully determined by the config, so reloading
         # recomputes it and the saved file cannot carry a stale filterbank.
-        self._mel_basis_t = mel_filterbank(self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax).T
+        basis_t = mel_filterbank(self.sample_rate, self.n_fft, self.n_mels, self.fmin, self.fmax).T
+        # Only the STFT bins some band weighs: with fmax 15056 Hz at 48 kHz that is bins 3-642 of 1025, so the power
+        # and the filterbank matmul skip the ~37% of the spectrum above fmax (and the few bins below fmin).
+        used = np.flatnonzero(basis_t.any(axis=1))
+        self._bins = (int(used[0]), int(used[-1]) + 1)
+        self._mel_basis_t = basis_t[self._bins[0]:self._bins[1]]
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         """Build the power-stage augmentations, if any, for the mel power this layer hands them."""
@@ -135,6 +140,8 @@ class LogMelSpectrogram(keras.layers.Layer):
             window="hann",
             center=False,
         )
+        low, high = self._bins
+        real, imag = real[..., low:high], imag[..., low:high]
         power = real * real + imag * imag
         return ops.matmul(power, ops.convert_to_tensor(self._mel_basis_t, dtype=power.dtype))
 
