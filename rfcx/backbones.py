@@ -4,8 +4,8 @@ ResNet50, EfficientNetB0 and MobileNetV3Small come from keras.applications. ResN
 two-convolution blocks, [2, 2, 2, 2] per stage) is not in keras.applications and is built here with the same stem,
 layer naming (`conv{stage}_block{n}_...`) and BatchNorm epsilon as its ResNet50, so every choice that acts on a
 backbone's layers (BatchNorm momentum, zero-initialised residual branches) applies to it unchanged. It is the light
-choice: ~11 M parameters and ~1/2 the multiply-adds of ResNet50 on the same image, and 69 layers to its 175, and layers are
-what tracing a training graph costs on a CPU (the tests' tiny workflow runs use it for that reason).
+choice: ~11 M parameters, under half the multiply-adds of ResNet50 on the same image, and 69 layers to its 175;
+layers are what tracing a training graph costs on a CPU (the tests' tiny workflow runs use it for that reason).
 """
 
 from __future__ import annotations

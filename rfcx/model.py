@@ -28,7 +28,6 @@ from rfcx.features import BandFloor, FrequencyChannel, LogMelSpectrogram, MinMax
 from rfcx.losses import FrameLoss
 
 
-
 def window_samples(features: dict[str, Any], window_seconds: float) -> int:
     """Samples in one model input window."""
     return int(round(window_seconds * features["sample_rate"]))

@@ -12,7 +12,8 @@ from rfcx.model import build_model
 
 def backbone_of(zero_init_residual: bool, name: str = "resnet50") -> keras.Model:
     config = load_config(None, {"features": {"n_mels": 32, "frames": 32},
-                                "model": {"backbone": name, "dense_units": 32, "zero_init_residual": zero_init_residual}})
+                                "model": {"backbone": name, "dense_units": 32,
+                                          "zero_init_residual": zero_init_residual}})
     detector = build_model(config["features"], config["model"], window_seconds=1.0)
     return next(layer for layer in detector.layers if isinstance(layer, keras.Model))
 

@@ -45,7 +45,8 @@ PLAIN_RULES = {"synth", "validate", "split_folds", "crop_windows", "cache_wavefo
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Snakemake in `workdir` on 2 cores, one thread per job: a tiny run's jobs mostly trace graphs, which is
     single-threaded, so two jobs side by side finish sooner than one job on two threads."""
-    result = subprocess.run([*SNAKEMAKE, "--cores", "2", "--max-threads", "1", *args], cwd=workdir, capture_output=True, text=True)
+    result = subprocess.run([*SNAKEMAKE, "--cores", "2", "--max-threads", "1", *args], cwd=workdir,
+                            capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
     return result
