@@ -75,6 +75,8 @@ def test_the_reference_recipe_layers_over_config_yaml_and_validates() -> None:
         assert not config["model"]["frequency_channel"] and config["model"]["bn_momentum"] == 0.99
         assert config["train"]["labels"] == "anchor" and config["train"]["schedule"] == "constant"
         assert config["windows"]["window_seconds"] == 10.0
+        # the notebook's 64 x 128 image, whatever config.yaml's default image is
+        assert (config["features"]["n_mels"], config["features"]["frames"]) == (64, 128)
         assert [entry["type"] for entry in config["augment"]] == [
             "GaussianNoiseSNR", "PinkNoiseSNR", "PitchShift", "TimeShift", "VolumeControl"]
     assert layered["train"]["epochs"] == load_config(REPO / "config.yaml")["train"]["epochs"]  # same budget
