@@ -18,17 +18,18 @@ def backbone_of(zero_init_residual: bool, name: str = "resnet50") -> keras.Model
     return next(layer for layer in detector.layers if isinstance(layer, keras.Model))
 
 
-#: Per ResNet: the outputs of the first stage's blocks, the suffix of the BatchNorm ending each residual branch and
-#: how many blocks there are (ResNet50: bottlenecks [3, 4, 6, 3]; ResNet18: basic blocks [2, 2, 2, 2]).
-RESNETS = {"resnet50": (("conv2_block1_out", "conv2_block2_out", "conv2_block3_out"), "_3_bn", 16),
-           "resnet18": (("conv2_block1_out", "conv2_block2_out"), "_2_bn", 8)}
+#: Per ResNet: the outputs of the first stage's blocks, the suffix of the BatchNorm ending each residual branch, how
+#: many blocks there are (ResNet50: bottlenecks [3, 4, 6, 3]; ResNet18: basic blocks [2, 2, 2, 2]) and the first
+#: shortcut projection's BatchNorm (ResNet18's first stage keeps its width, so it has none).
+RESNETS = {"resnet50": (("conv2_block1_out", "conv2_block2_out", "conv2_block3_out"), "_3_bn", 16, "conv2_block1_0_bn"),
+           "resnet18": (("conv2_block1_out", "conv2_block2_out"), "_2_bn", 8, "conv3_block1_0_bn")}
 
 
 @pytest.mark.parametrize("name", sorted(RESNETS))
 @pytest.mark.parametrize("zero_init_residual", [True, False])
 def test_zero_initialised_residual_branches_make_every_identity_block_pass_its_input_through(zero_init_residual, name):
     backbone = backbone_of(zero_init_residual, name)
-    block_outputs, branch_end, blocks = RESNETS[name]
+    block_outputs, branch_end, blocks, projection = RESNETS[name]
     probe = keras.Model(backbone.input, [backbone.get_layer(output).output for output in block_outputs])
     image = np.random.default_rng(0).uniform(size=(2, *backbone.input.shape[1:])).astype("float32")
     outputs = [keras.ops.convert_to_numpy(x) for x in probe(image, training=False)]
@@ -40,8 +41,7 @@ def test_zero_initialised_residual_branches_make_every_identity_block_pass_its_i
     assert len(branch_ends) == blocks  # one per residual block
     assert all(np.all(np.asarray(gamma) == 0) == zero_init_residual for gamma in branch_ends)
     # the shortcut projections and every other BatchNorm keep gamma = 1
-    assert np.all(np.asarray(backbone.get_layer("conv2_block1_0_bn" if name == "resnet50" else "conv3_block1_0_bn")
-                              .gamma) == 1)
+    assert np.all(np.asarray(backbone.get_layer(projection).gamma) == 1)
 
 
 def test_resnet18_has_the_published_shape_and_size() -> None:
