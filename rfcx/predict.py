@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -18,16 +18,33 @@ import pandas as pd
 
 from rfcx.audio import int16_to_float, read_segment
 from rfcx.cache import WaveformCache
-from rfcx.constants import SPECIES_COLUMNS
+from rfcx.constants import N_SPECIES, SPECIES_COLUMNS
 from rfcx.loader import pad_rows
 
 
-def predict_cached_windows(model: keras.Model, cache: WaveformCache, rows: np.ndarray,
-                           batch_size: int = 64) -> np.ndarray:
-    """Scores (n, 24) of cached windows, each read at its centred position (no jitter, no augmentation)."""
-    batches = [predict_batch(model, cache.read(rows[start:start + batch_size]), batch_size)
-               for start in range(0, len(rows), batch_size)]
-    return np.concatenate(batches)
+def predict_cached_windows(model: keras.Model, cache: WaveformCache, rows: np.ndarray, batch_size: int = 64,
+                           shifts_samples: Sequence[int] = (0,)) -> np.ndarray:
+    """Scores (n, 24) of cached windows: the mean over crops shifted by each of ``shifts_samples`` from the
+    window's centred position (no augmentation; ``(0,)``: the centred crop alone).
+
+    Why several crops: training sees each call at a random offset (``train.random_crop_seconds``), and one
+    window's score moves by a few hundredths of LWLRAP with where exactly the call sits in it; averaging crops a
+    fraction of a second apart (test-time augmentation) scores what the model knows rather than the one offset.
+    Each shift must stay within the cached margin around the window (where a recording's start or end cuts that
+    margin short, the crop stops there, as training's random crops do).
+    """
+    margin = (cache.span_samples - cache.window_samples) // 2
+    if any(abs(int(shift)) > margin for shift in shifts_samples):
+        raise ValueError(f"crop shifts {list(shifts_samples)} samples exceed the cached margin of {margin} samples "
+                         "around each window (windows.margin_seconds)")
+    total = np.zeros((len(rows), N_SPECIES), dtype=np.float64)
+    for shift in shifts_samples:
+        jitter = np.full(len(rows), int(shift), dtype=np.int64)
+        total += np.concatenate([
+            predict_batch(model, cache.read(rows[start:start + batch_size], jitter[start:start + batch_size]),
+                          batch_size)
+            for start in range(0, len(rows), batch_size)])
+    return (total / len(shifts_samples)).astype(np.float32)
 
 
 def predict_batch(model: keras.Model, windows: np.ndarray, batch_size: int) -> np.ndarray:

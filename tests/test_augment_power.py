@@ -20,6 +20,7 @@ from keras import ops
 
 from rfcx.augment import (
     GaussianNoiseSNR,
+    OneOf,
     PinkNoiseSNR,
     SpectralNoiseSNR,
     SpectralTimeShift,
@@ -88,6 +89,36 @@ def test_spectral_noise_snr_is_drawn_in_range() -> None:
     snr = 10 * np.log10(mean_square(x)[:, 0] / variance)
     assert np.all(snr > 5.0 - 0.25) and np.all(snr < 20.0 + 0.25)
     assert snr.max() - snr.min() > 10.0  # drawn per clip, across the range
+
+
+def test_one_of_noise_colours_shares_one_draw_and_keeps_each_colour(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OneOf(white, pink) on mel power takes SpectralNoiseSNR.one_of (one normal per cell for both colours); each
+    example still gets its own colour's band powers and spread, about half get each, and a child's own p gates it."""
+    shared = []
+    monkeypatch.setattr(SpectralNoiseSNR, "one_of", staticmethod(
+        lambda *args, _real=SpectralNoiseSNR.one_of, **kwargs: shared.append(1) or _real(*args, **kwargs)))
+    frames, batch = 400, 64
+    silent = ops.zeros((batch, frames, N_MELS))  # the output is then the noise alone: 0 dB SNR on unit signal power
+    unit_power = np.ones((batch, 1), dtype=np.float32)
+    colours = ("white", "pink")
+    one_of = OneOf([SpectralNoiseSNR(colour=c, min_snr=0.0, max_snr=0.0, p=1.0, seed=i) for i, c in enumerate(colours)],
+                   p=1.0, seed=7)
+    noise = np.asarray(one_of(silent, training=True, signal_power=unit_power))
+    assert shared  # the shared path ran
+    stats = {c: noise_mel_statistics(c, SR, N_FFT, HOP, FMIN, FMAX, N_MELS) for c in colours}
+    # which colour each example got: the one whose band powers its mean over frames is closest to (log scale)
+    distance = np.stack([np.abs(np.log(noise.mean(axis=1)) - np.log(stats[c][0])).mean(axis=1) for c in colours])
+    picked = distance.argmin(axis=0)
+    assert np.all(distance.min(axis=0) < 0.1) and np.all(distance.max(axis=0) > 0.5)  # close to one, far from the other
+    assert 16 <= picked.sum() <= 48  # about half pink
+    for index, colour in enumerate(colours):
+        mean, dof = stats[colour]
+        spread = np.log(noise[picked == index]).std(axis=1).mean(axis=0)  # per band, over frames
+        np.testing.assert_allclose(spread, np.sqrt(np.log1p(1.0 / dof)), rtol=0.1)  # the lognormal's sigma
+    gated = OneOf([SpectralNoiseSNR(colour="white", p=1.0, seed=1), SpectralNoiseSNR(colour="pink", p=0.0, seed=2)],
+                  p=1.0, seed=8)
+    untouched = np.all(np.asarray(gated(silent, training=True, signal_power=unit_power)) == 0.0, axis=(1, 2))
+    assert 16 <= untouched.sum() <= 48  # the pink picks, whose own p is 0; the white ones all got noise
 
 
 @pytest.mark.parametrize("padding", ["replace", "zero"])

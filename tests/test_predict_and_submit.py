@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 
 from rfcx.constants import SPECIES_COLUMNS, SUBMISSION_COLUMNS
-from rfcx.predict import WindowScorer, pool_recordings, predict_batch, sliding_windows, window_starts
+from rfcx.predict import (
+    WindowScorer,
+    pool_recordings,
+    predict_batch,
+    predict_cached_windows,
+    sliding_windows,
+    window_starts,
+)
 from rfcx.submission import check_submission, ensemble, make_submission
 
 
@@ -25,6 +32,36 @@ def test_sliding_windows_hold_the_right_samples_and_pad_a_short_recording() -> N
         np.testing.assert_array_equal(window, audio[start:start + 300])
     starts, windows = sliding_windows(audio[:120], 300, 250)
     assert list(starts) == [0] and windows.shape == (1, 300) and windows[0, 120:].sum() == 0
+
+
+class RampCache:
+    """A stand-in WaveformCache: window `row` of span `row` holds the samples 1000 * row + offset, 10-sample windows
+    with a 4-sample margin each side, read with the same clamping to the span as the real cache."""
+
+    window_samples, span_samples = 10, 18
+
+    def read(self, rows: np.ndarray, jitter: np.ndarray | None = None) -> np.ndarray:
+        offsets = np.clip(4 + (0 if jitter is None else jitter), 0, self.span_samples - self.window_samples)
+        offsets = np.broadcast_to(offsets, rows.shape)
+        return np.stack([1000.0 * row + offset + np.arange(10) for row, offset in zip(rows, offsets)]).astype(np.float32)
+
+
+class FirstSampleModel:
+    """Scores every species with the window's first sample, so a score tells which crop the model saw."""
+
+    @staticmethod
+    def predict_on_batch(windows: np.ndarray) -> np.ndarray:
+        return np.repeat(windows[:, :1], 24, axis=1)
+
+
+def test_out_of_fold_windows_score_the_mean_of_their_shifted_crops() -> None:
+    rows = np.array([3, 0, 7])
+    centred = predict_cached_windows(FirstSampleModel(), RampCache(), rows, batch_size=2)
+    np.testing.assert_array_equal(centred[:, 0], 1000.0 * rows + 4)
+    averaged = predict_cached_windows(FirstSampleModel(), RampCache(), rows, batch_size=2, shifts_samples=(-4, 1, 4))
+    np.testing.assert_allclose(averaged[:, 5], 1000.0 * rows + 4 + 1 / 3)  # crops at offsets 0, 5 and 8
+    with pytest.raises(ValueError, match="exceed the cached margin of 4 samples"):
+        predict_cached_windows(FirstSampleModel(), RampCache(), rows, shifts_samples=(0, 5))
 
 
 def scores_frame(ids, values) -> pd.DataFrame:

@@ -147,12 +147,17 @@ class OneOf(_Combinator):
     """Per example, apply one of the transforms picked uniformly (with that transform's own gating).
 
     Every candidate is computed for the whole batch and the pick selects among them with masks: the
-    price of a static graph is k transforms' compute instead of one.
+    price of a static graph is k transforms' compute instead of one. Transforms of one class that know how
+    to share the work (a static ``one_of(layers, choice, inputs, **context)``, e.g. the mel-power noise
+    colours, which share one random draw) get the drawn choice and do it themselves.
     """
 
     def transform(self, inputs: Any, **context: Any) -> Any:
-        rank = len(inputs.shape)
-        choice = per_example(self.randint((batch_size(inputs),), 0, len(self.transforms) - 1), rank)
+        picks = self.randint((batch_size(inputs),), 0, len(self.transforms) - 1)
+        kind = type(self.transforms[0])
+        if hasattr(kind, "one_of") and all(type(layer) is kind for layer in self.transforms):
+            return kind.one_of(self.transforms, picks, inputs, **context)
+        choice = per_example(picks, len(inputs.shape))
         outputs = self.transforms[0](inputs, training=True, **context)
         for index, layer in enumerate(self.transforms[1:], start=1):
             outputs = ops.where(choice == index, layer(inputs, training=True, **context), outputs)

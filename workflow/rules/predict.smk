@@ -14,6 +14,7 @@ rule predict_oof:
         features=config["features"],
         window_seconds=config["windows"]["window_seconds"],
         batch_size=config["predict"]["batch_size"],
+        crop_shifts_seconds=config["predict"]["oof_crop_shifts_seconds"],
     resources:
         gpu=GPU,
     threads: 4

@@ -6,4 +6,5 @@ from rfcx.runlog import logged
 with logged(snakemake.log[0], threads=snakemake.threads), claim_gpus(snakemake.resources.get("gpu", 0)):
     stages.predict_oof(snakemake.input.model, snakemake.input.windows, snakemake.input.cache, snakemake.input.index,
                        snakemake.output[0], fold=int(snakemake.wildcards.fold), features=snakemake.params.features,
-                       window_seconds=snakemake.params.window_seconds, batch_size=snakemake.params.batch_size)
+                       window_seconds=snakemake.params.window_seconds, batch_size=snakemake.params.batch_size,
+                       crop_shifts_seconds=snakemake.params.crop_shifts_seconds)
