@@ -293,9 +293,11 @@ def plot_augmentations(windows_path: str | Path, cache_path: str | Path, index_p
 
 
 def summarise(submission_path: str | Path, oof_path: str | Path, test_path: str | Path, preview_path: str | Path,
-              summary_path: str | Path, preview_rows: int = 20, calibration_scores_path: str | Path | None = None) -> str:
+              summary_path: str | Path, preview_rows: int = 20, calibration_scores_path: str | Path | None = None,
+              oof_crops: int = 1) -> str:
     """The first rows of the submission for the report, and a short text summary of the scores and outputs (with
-    the calibration's cross-fitted OOF estimate when the run calibrates)."""
+    the calibration's cross-fitted OOF estimate when the run calibrates; `oof_crops`: how many shifted crops each
+    OOF window's score averages, predict.oof_crop_shifts_seconds)."""
     import json
 
     from rfcx.io import atomic_path
@@ -306,7 +308,8 @@ def summarise(submission_path: str | Path, oof_path: str | Path, test_path: str 
     test = test_scores["test"]
     folds = ", ".join(f"fold {fold}: {score:.4f}" for fold, score in oof["per_fold"].items())
     lines = [
-        f"OOF LWLRAP:  {oof['lwlrap']:.4f}  ({folds}; {oof['n']} windows)",
+        f"OOF LWLRAP:  {oof['lwlrap']:.4f}  ({folds}; {oof['n']} windows"
+        + (f", each the mean of {oof_crops} shifted crops)" if oof_crops > 1 else ")"),
         f"test LWLRAP: {test['lwlrap']:.4f}  ({test['n']} recordings)" if test else
         "test LWLRAP: unknown (the dataset has no test_truth.csv)",
         f"submission:  {Path(submission_path).resolve()}",

@@ -64,6 +64,8 @@ rule summarise:
             category="Scores",
             labels={"table": "summary"},
         ),
+    params:
+        oof_crops=len(config["predict"]["oof_crop_shifts_seconds"]),
     conda:
         "../envs/rfcx.yaml"
     log:
