@@ -77,6 +77,7 @@ def test_the_reference_recipe_layers_over_config_yaml_and_validates() -> None:
         assert config["windows"]["window_seconds"] == 10.0
         # the notebook's 64 x 128 image, whatever config.yaml's default image is
         assert (config["features"]["n_mels"], config["features"]["frames"]) == (64, 128)
+        assert config["predict"]["oof_crop_shifts_seconds"] == [0.0]  # one centred crop per window, as validated
         assert [entry["type"] for entry in config["augment"]] == [
             "GaussianNoiseSNR", "PinkNoiseSNR", "PitchShift", "TimeShift", "VolumeControl"]
     assert layered["train"]["epochs"] == load_config(REPO / "config.yaml")["train"]["epochs"]  # same budget
