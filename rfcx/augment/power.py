@@ -132,8 +132,10 @@ class SpectralNoiseSNR(SNRNoise):
         keep = of_picked([ops.cast(layer.apply_mask(inputs) if layer.gated else ops.ones((batch_size(inputs),)),
                                    inputs.dtype) for layer in layers])
         # (batch, 1, n_mels): band statistics of the picked colour
-        unit = ops.expand_dims(ops.matmul(picked, ops.convert_to_tensor(np.stack([l._unit_power for l in layers]))), 1)
-        sigma = ops.expand_dims(ops.matmul(picked, ops.convert_to_tensor(np.stack([l._log_sigma for l in layers]))), 1)
+        unit_power = np.stack([layer._unit_power for layer in layers])  # (k, n_mels)
+        log_sigma = np.stack([layer._log_sigma for layer in layers])
+        unit = ops.expand_dims(ops.matmul(picked, ops.convert_to_tensor(unit_power)), 1)
+        sigma = ops.expand_dims(ops.matmul(picked, ops.convert_to_tensor(log_sigma)), 1)
         normal = keras.random.normal(ops.shape(inputs), seed=layers[0].seed_generator)
         factor = ops.exp(normal * sigma - 0.5 * sigma * sigma)
         return inputs + ops.reshape(keep, (-1, 1, 1)) * variance * unit * factor
