@@ -26,8 +26,11 @@ demo: $(STAMP)
 	@cat results/summary.txt
 	@echo "report:      $(abspath results/report.html)"
 
+# Two pytest workers, each test file on one of them: most of the suite's time is TensorFlow tracing training graphs,
+# which runs on one thread, so two files side by side finish sooner than one at a time on two threads.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The workflow through a real single-node SLURM cluster on localhost (installs slurm-wlm/munge with apt-get; needs
 # root; prints SKIPPED where they cannot be had). About 5 minutes on 2 cores.
