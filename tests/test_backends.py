@@ -1,0 +1,87 @@
+"""A detector trained and saved on one backend scores the same audio the same on another: what a user does who trains
+on a laptop (TensorFlow) and predicts on a GPU machine that has only JAX. The log-mel image (front end, band floor,
+noise gate, scaling, frequency channel) and the 24 scores are compared, so a backend difference in the STFT or the
+mel weights shows up as such rather than hiding behind a near-constant untrained score. Runs under ``make test-jax``
+(marked ``jax``); the saving side is this process's backend (TensorFlow in CI), the loading side a fresh Python on
+JAX."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from rfcx.config import load_config
+from rfcx.model import build_model
+from rfcx.train import load_detector
+
+pytestmark = pytest.mark.jax
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Loads the saved detector on the other backend and prints its image and scores for the saved audio.
+LOAD_AND_SCORE = """
+import json, sys
+import keras
+import numpy as np
+from rfcx.train import load_detector
+
+detector = load_detector(sys.argv[1])
+audio = np.load(sys.argv[2])
+image_model = keras.Model(detector.inputs, detector.layers[int(sys.argv[3])].output)
+print(json.dumps({"backend": keras.backend.backend(),
+                  "image": np.asarray(image_model.predict(audio, verbose=0)).tolist(),
+                  "scores": np.asarray(detector.predict(audio, verbose=0)).tolist()}))
+"""
+
+
+def image_layer_index(detector: keras.Model) -> int:
+    """Index of the layer whose output is the backbone's input image (the layer just before the backbone)."""
+    backbone = next(i for i, layer in enumerate(detector.layers) if isinstance(layer, keras.Model))
+    return backbone - 1
+
+
+def score_on(backend: str, model_path: Path, audio_path: Path, layer_index: int) -> dict:
+    env = {**os.environ, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(LOAD_AND_SCORE), str(model_path), str(audio_path),
+                             str(layer_index)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_a_detector_saved_on_this_backend_scores_the_same_on_jax(tmp_path: Path) -> None:
+    config = load_config(None, {"windows": {"window_seconds": 1.0},
+                                "features": {"n_mels": 32, "frames": 32},
+                                "model": {"backbone": "resnet18", "dense_units": 32}})
+    keras.utils.set_random_seed(0)
+    detector = build_model(config["features"], config["model"], config["windows"]["window_seconds"])
+    # Three distinct windows: background, a 3 kHz tone in it, a faint 9 kHz chirp in it.
+    rate = 48_000
+    t = np.arange(detector.input_shape[-1]) / rate
+    noise = 0.02 * np.random.default_rng(0).standard_normal(t.size)
+    audio = np.stack([noise, noise + 0.3 * np.sin(2 * np.pi * 3_000 * t),
+                      noise + 0.05 * np.sin(2 * np.pi * (9_000 + 2_000 * t) * t)]).astype("float32")
+    np.save(tmp_path / "audio.npy", audio)
+    detector.save(tmp_path / "model.keras")
+    reloaded = load_detector(tmp_path / "model.keras")
+    index = image_layer_index(reloaded)
+    here = {"image": np.asarray(keras.Model(reloaded.inputs, reloaded.layers[index].output).predict(audio, verbose=0)),
+            "scores": np.asarray(reloaded.predict(audio, verbose=0))}
+
+    there = score_on("jax", tmp_path / "model.keras", tmp_path / "audio.npy", index)
+
+    assert there["backend"] == "jax" and keras.backend.backend() != "jax"
+    image, scores = np.asarray(there["image"]), np.asarray(there["scores"])
+    assert image.shape == here["image"].shape == (3, 32, 32, 2)
+    # The three windows give different images, so the comparison is not of constants.
+    assert np.abs(here["image"][1] - here["image"][0]).max() > 0.1
+    assert np.abs(image - here["image"]).max() < 1e-4, np.abs(image - here["image"]).max()  # measured 3e-7
+    assert scores.shape == (3, 24) and np.ptp(here["scores"]) > 1e-3
+    np.testing.assert_allclose(scores, here["scores"], atol=1e-5)  # measured 1.5e-8
