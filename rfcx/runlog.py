@@ -14,19 +14,28 @@ from pathlib import Path
 from typing import Iterator
 
 
+def thread_environment(threads: int) -> dict[str, str]:
+    """The environment variables that cap TensorFlow's, OpenMP's and the BLAS libraries' thread pools at `threads`;
+    they take effect only in a process that sets them before those libraries start.
+
+    TensorFlow keeps two inter-op threads from 2 cores up: with one, ResNet50's independent ops (a block's shortcut
+    and branch) run one after the other, and a CPU training step of 16 windows takes ~25% longer (684 vs 540 ms,
+    measured side by side on 2 cores).
+    """
+    pools = {variable: str(threads) for variable in
+             ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    return {**pools, "TF_NUM_INTEROP_THREADS": "2" if threads >= 2 else "1"}
+
+
 @contextlib.contextmanager
 def logged(log_path: str | Path, threads: int | None = None) -> Iterator[None]:
     """Send stdout/stderr to `log_path` for the duration; on an exception, echo its message to the console.
 
-    `threads` caps the numeric libraries' thread pools (set before TensorFlow/NumPy start them), so a job uses the
-    cores Snakemake gave it and no more. TensorFlow keeps two inter-op threads from 2 cores up: with one, ResNet50's
-    independent ops (a block's shortcut and branch) run one after the other, and a CPU training step of 16 windows
-    takes ~25% longer (684 vs 540 ms, measured side by side on 2 cores).
+    `threads` caps the numeric libraries' thread pools (``thread_environment``, set before TensorFlow/NumPy start
+    them), so a job uses the cores Snakemake gave it and no more.
     """
     if threads:
-        for variable in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[variable] = str(threads)
-        os.environ["TF_NUM_INTEROP_THREADS"] = "2" if threads >= 2 else "1"
+        os.environ.update(thread_environment(threads))
     console = sys.__stderr__
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):

@@ -3,7 +3,12 @@ per session and copied for tests that damage it."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +18,7 @@ import soundfile as sf
 
 from rfcx.constants import BOX_COLUMNS, SAMPLE_RATE, SPECIES_COLUMNS
 
+REPO = Path(__file__).resolve().parents[1]
 TRAIN_IDS = ("aa0000001", "aa0000002", "aa0000003", "aa0000004")
 TEST_IDS = ("bb0000001", "bb0000002")
 
@@ -62,3 +68,17 @@ def mini_dataset_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def mini_dataset(mini_dataset_template: Path, tmp_path: Path) -> Path:
     """A private copy of the mini dataset that a test may damage."""
     return Path(shutil.copytree(mini_dataset_template, tmp_path / "data"))
+
+
+def run_on_backend(backend: str, code: str, *args: str, env: dict[str, str] | None = None) -> dict:
+    """Run `code` (dedented) in a fresh Python on Keras backend `backend`, CPU only, with `args` as sys.argv[1:];
+    it must exit 0 and print a JSON object as its last stdout line, returned with its stderr under "stderr".
+
+    A fresh process is the only way to get another backend (Keras picks one per process) or a thread or device
+    setting that must be fixed before the backend starts."""
+    environment = {**os.environ, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2",
+                   **(env or {})}
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], cwd=REPO, env=environment,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return json.loads(result.stdout.strip().splitlines()[-1]) | {"stderr": result.stderr}

@@ -7,23 +7,17 @@ JAX."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
+from conftest import run_on_backend
 from rfcx.config import load_config
 from rfcx.model import build_model
 
 pytestmark = pytest.mark.jax
-
-REPO = Path(__file__).resolve().parents[1]
 
 #: Loads the saved detector on the other backend and prints its image and scores for the saved audio.
 LOAD_AND_SCORE = """
@@ -48,11 +42,7 @@ def image_layer_index(detector: keras.Model) -> int:
 
 
 def score_on(backend: str, model_path: Path, audio_path: Path, layer_index: int) -> dict:
-    env = {**os.environ, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(LOAD_AND_SCORE), str(model_path), str(audio_path),
-                             str(layer_index)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-5000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_on_backend(backend, LOAD_AND_SCORE, str(model_path), str(audio_path), str(layer_index))
 
 
 def test_a_detector_saved_on_this_backend_scores_the_same_on_jax(tmp_path: Path) -> None:

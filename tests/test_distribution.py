@@ -4,16 +4,13 @@ Python, since the devices must be configured before the backend starts."""
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import run_on_backend
 
 #: Two virtual devices, then the calling test's code; it prints one JSON line with what it found.
 TENSORFLOW_DEVICES = """
@@ -96,15 +93,11 @@ print(json.dumps({"epochs": len(history), "losses": history["loss"].tolist(),
 
 
 def run_on_two_devices(backend: str, code: str) -> dict:
-    env = {**os.environ, "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1",
-           "TF_NUM_INTRAOP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1"}
     if backend == "jax":
-        env["XLA_FLAGS"] = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+        env["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
     setup = TENSORFLOW_DEVICES if backend == "tensorflow" else JAX_DEVICES
-    result = subprocess.run([sys.executable, "-c", setup + textwrap.dedent(code)], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-5000:]
-    return json.loads(result.stdout.strip().splitlines()[-1]) | {"stderr": result.stderr}
+    return run_on_backend(backend, setup + textwrap.dedent(code), env=env)
 
 
 def backends() -> list:

@@ -196,7 +196,9 @@ def test_the_benchmark_runs_at_tiny_size_and_reports_every_figure(finished_run: 
     for figure in ("reference train (aug)", "reference validation", "pipeline train (aug + log-mel)",
                    "pipeline validation (log-mel)", "train step, real augmented input", "train step, constant input",
                    "inference: decode + windows + predict", "inference: decode only", "inference: predict only",
-                   "snakemake -n on a finished run"):
+                   "snakemake -n on a finished run", "reference train (aug), one core",
+                   "reference validation, one core", "pipeline train (aug + log-mel), one core",
+                   "pipeline validation (log-mel), one core"):
         assert timings[figure]["items"] > 0 and timings[figure]["wall_seconds"] > 0, figure
         assert figure in result.stdout
     # even at this size the cache + batched log-mel beats whole-FLAC decoding + librosa per clip

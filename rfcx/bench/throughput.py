@@ -10,10 +10,13 @@
    which of them bounds it);
 5. Snakemake's no-op overhead: `snakemake -n` on a finished run.
 
-Each figure is samples (or recordings) per wall-clock second, plus per CPU-second of this process ("per core": CPU
-time counts every thread, so this is the work a single core would do), and the ratios between them. Because both
-sides run in the same process a few seconds apart, the ratios hold on a busy, shared machine where absolute numbers
-do not.
+Each figure is samples (or recordings) per wall-clock second and per CPU-second of its process, and the ratios
+between them. The input figures (1 and 2) are measured twice: with every core, as training runs them, and on one core
+(a child process pinned to one CPU, each thread pool capped at one thread), which is what "per core" means: per
+CPU-second on every core is not that, because idle pool threads spin and their CPU time counts (the reference
+generator burned 1.7-1.8x the CPU per sample with two threads as on one, for about the same wall time; measured
+2026-12-03). Because both sides run a few seconds apart in one process (or one child), the ratios hold on a busy,
+shared machine where absolute numbers do not.
 """
 
 from __future__ import annotations
@@ -44,12 +47,16 @@ from rfcx.folds import split_folds
 from rfcx.loader import WindowBatches
 from rfcx.model import build_front_end, build_model, scale_image, window_samples
 from rfcx.predict import decoded, predict_batch, predict_recordings, sliding_windows
+from rfcx.runlog import thread_environment
 from rfcx.train import compile_model, fold_datasets
 from rfcx.windows import crop_windows
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE_GENERATOR = REPO / "benchmarks" / "reference_generator.py"
 
+
+#: Suffix of the input figures measured on one core (``one_core_input_figures``).
+ONE_CORE = ", one core"
 
 #: Untimed training steps of each model before measuring (the first call traces and creates the optimizer's state).
 WARM_UP_STEPS = 2
@@ -232,6 +239,47 @@ class Bench:
         return {"whole": whole, "decode": decode, "predict": model_only}
 
 
+def input_figures(bench: Bench, log: Callable[[str], None] = print) -> dict[str, Timing]:
+    """The reference generator and the project's input pipeline, augmented (training) and plain (validation)."""
+    steps = {
+        "reference train (aug)": lambda: bench.reference(augment=True),
+        "reference validation": lambda: bench.reference(augment=False),
+        "pipeline train (aug + log-mel)": lambda: bench.pipeline(augment=True),
+        "pipeline validation (log-mel)": lambda: bench.pipeline(augment=False),
+    }
+    timings = {}
+    for name, measure in steps.items():
+        log(f"measuring {name} ...")
+        timings[name] = measure()
+    return timings
+
+
+def one_core_input_figures(config: dict[str, Any], data: Path, size: str) -> dict[str, Timing]:
+    """``input_figures`` in a fresh Python pinned to one CPU with one thread per pool: the affinity is set before
+    NumPy or TensorFlow load and the pools' sizes through the environment, so neither side can use a second core or
+    count a spinning thread's time."""
+    cpu = min(os.sched_getaffinity(0))
+    with tempfile.TemporaryDirectory(prefix="rfcx-bench-core-") as scratch:
+        request, answer = Path(scratch) / "request.json", Path(scratch) / "timings.json"
+        request.write_text(json.dumps({"config": config, "data": str(data), "size": size, "out": str(answer)}))
+        bootstrap = (f"import os, sys; os.sched_setaffinity(0, {{{cpu}}}); "
+                     "from rfcx.bench.throughput import one_core_child; one_core_child(sys.argv[1])")
+        result = subprocess.run([sys.executable, "-c", bootstrap, str(request)], cwd=REPO, capture_output=True,
+                                text=True, env={**os.environ, **thread_environment(1)})
+        if result.returncode != 0:
+            raise RuntimeError(f"the one-core measurement failed:\n{result.stderr[-4000:]}")
+        return {name: Timing(**fields) for name, fields in json.loads(answer.read_text()).items()}
+
+
+def one_core_child(request_path: str) -> None:
+    """The child side of ``one_core_input_figures``: measure and write the timings as JSON."""
+    request = json.loads(Path(request_path).read_text())
+    with tempfile.TemporaryDirectory(prefix="rfcx-bench-") as scratch:
+        bench = Bench(request["config"], Path(request["data"]), Path(scratch), SIZES[request["size"]])
+        timings = input_figures(bench, log=lambda _: None)
+    Path(request["out"]).write_text(json.dumps({name: asdict(timing) for name, timing in timings.items()}))
+
+
 def snakemake_noop(workflow_dir: Path | None) -> Timing | None:
     """Wall time of `snakemake -n` in a folder holding a finished run (None when there is none to time)."""
     if workflow_dir is None or not (workflow_dir / "Snakefile").exists():
@@ -281,10 +329,11 @@ def ratios(timings: dict[str, Timing]) -> dict[str, float]:
         if over in timings and under in timings:
             out[name] = getattr(timings[over], attribute) / getattr(timings[under], attribute)
 
-    put("train input, pipeline / reference, per core", "pipeline train (aug + log-mel)", "reference train (aug)")
-    put("train input, pipeline / reference, total", "pipeline train (aug + log-mel)", "reference train (aug)",
-        "per_second")
-    put("validation input, pipeline / reference, per core", "pipeline validation (log-mel)", "reference validation")
+    train, validation = "pipeline train (aug + log-mel)", "pipeline validation (log-mel)"
+    put("train input, pipeline / reference, per core", train + ONE_CORE, "reference train (aug)" + ONE_CORE)
+    put("validation input, pipeline / reference, per core", validation + ONE_CORE, "reference validation" + ONE_CORE)
+    put("train input, pipeline / reference, total", train, "reference train (aug)", "per_second")
+    put("train input, pipeline / reference, per CPU-second on every core", train, "reference train (aug)")
     put("training, real input / constant input", "train step, real augmented input", "train step, constant input",
         "per_second")
     put("inference, whole / decode only", "inference: decode + windows + predict", "inference: decode only",
@@ -302,18 +351,11 @@ def run(config_path: Path | None, *, size: str = "full", data: Path | None = Non
     data = Path(data) if data else configured_data_dir(config)
     if not (data / "train_tp.csv").exists():
         raise FileNotFoundError(f"{data}: no dataset there (run `make demo` or `rfcx synth --out {data}` first)")
-    timings: dict[str, Timing] = {}
+    log("measuring the input figures on one core (a child process pinned to one CPU) ...")
+    timings = {name + ONE_CORE: timing for name, timing in one_core_input_figures(config, data, size).items()}
     with tempfile.TemporaryDirectory(prefix="rfcx-bench-") as scratch:
         bench = Bench(config, data, Path(scratch), SIZES[size])
-        steps = [
-            ("reference train (aug)", lambda: bench.reference(augment=True)),
-            ("reference validation", lambda: bench.reference(augment=False)),
-            ("pipeline train (aug + log-mel)", lambda: bench.pipeline(augment=True)),
-            ("pipeline validation (log-mel)", lambda: bench.pipeline(augment=False)),
-        ]
-        for name, measure in steps:
-            log(f"measuring {name} ...")
-            timings[name] = measure()
+        timings.update(input_figures(bench, log))
         log("measuring training throughput ...")
         training = bench.training()
         timings["train step, real augmented input"] = training["real"]
