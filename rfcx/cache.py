@@ -65,8 +65,22 @@ def build_cache(windows: pd.DataFrame, recording_path: Callable[[str], Path], ou
                          "window_offset": window_start - starts})
 
 
+class CropSpans:
+    """Where crops start in cached spans; for a cache with per-row `offsets` (the window's start in its span),
+    `span_samples` and `window_samples`."""
+
+    offsets: np.ndarray
+    span_samples: int
+    window_samples: int
+
+    def crop_starts(self, rows: np.ndarray, jitter: np.ndarray | None = None) -> np.ndarray:
+        """Where in its cached span each window's crop starts (samples): its offset plus `jitter`, clamped."""
+        offsets = self.offsets[rows] if jitter is None else self.offsets[rows] + jitter
+        return np.clip(offsets, 0, self.span_samples - self.window_samples)
+
+
 @dataclass
-class WaveformCache:
+class WaveformCache(CropSpans):
     """Read access to a built cache: batches of windows as float32, with optional per-window start jitter.
 
     The `.npy` is opened memory-mapped for its shape and header, but windows are read with `os.preadv` into one
@@ -107,10 +121,15 @@ class WaveformCache:
     def read(self, rows: np.ndarray, jitter: np.ndarray | None = None) -> np.ndarray:
         """Windows `rows` as a (len(rows), window_samples) float32 batch; `jitter` shifts each start (in samples),
         clamped to the cached span, which is how training takes random crops around a call."""
-        offsets = self.offsets[rows] if jitter is None else self.offsets[rows] + jitter
-        offsets = np.clip(offsets, 0, self.span_samples - self.window_samples)
-        batch = np.empty((len(rows), self.window_samples), dtype=np.float32)
-        samples = np.empty(self.window_samples, dtype=np.int16)
+        return self._read(rows, self.crop_starts(rows, jitter), self.window_samples)
+
+    def read_spans(self, rows: np.ndarray) -> np.ndarray:
+        """Whole cached spans (window plus margins) of `rows`, (len(rows), span_samples) float32."""
+        return self._read(rows, np.zeros(len(rows), dtype=np.int64), self.span_samples)
+
+    def _read(self, rows: np.ndarray, offsets: np.ndarray, length: int) -> np.ndarray:
+        batch = np.empty((len(rows), length), dtype=np.float32)
+        samples = np.empty(length, dtype=np.int16)
         buffer, fd, item = memoryview(samples).cast("B"), self._fd(), samples.itemsize
         for out, (row, offset) in enumerate(zip(rows, offsets)):  # one read and one scaling pass per window
             position = self.array.offset + (int(row) * self.span_samples + int(offset)) * item
@@ -120,7 +139,7 @@ class WaveformCache:
         return batch
 
 
-class StackedCache:
+class StackedCache(CropSpans):
     """Several built caches read as one: the rows of each follow the last row of the one before (the training
     windows' cache, then a cache of pseudo-labelled windows), so one loader feeds windows from all of them.
     Empty caches are left out; the others must hold windows of the same length and span."""
@@ -139,12 +158,20 @@ class StackedCache:
 
     def read(self, rows: np.ndarray, jitter: np.ndarray | None = None) -> np.ndarray:
         """As WaveformCache.read, each row read from the cache that holds it."""
+        return self._gather(rows, self.window_samples, lambda cache, mine, picked: cache.read(
+            mine, None if jitter is None else np.asarray(jitter)[picked]))
+
+    def read_spans(self, rows: np.ndarray) -> np.ndarray:
+        """As WaveformCache.read_spans, each row read from the cache that holds it."""
+        return self._gather(rows, self.span_samples, lambda cache, mine, _: cache.read_spans(mine))
+
+    def _gather(self, rows: np.ndarray, length: int, read) -> np.ndarray:
+        """(len(rows), length) float32 from `read(cache, its own row numbers, positions in rows)` per cache."""
         rows = np.asarray(rows, dtype=np.int64)
-        batch = np.empty((len(rows), self.window_samples), dtype=np.float32)
+        batch = np.empty((len(rows), length), dtype=np.float32)
         part = np.searchsorted(self.first_rows, rows, side="right") - 1
         for index, cache in enumerate(self.caches):
             mine = np.flatnonzero(part == index)
             if len(mine):
-                batch[mine] = cache.read(rows[mine] - self.first_rows[index],
-                                         None if jitter is None else np.asarray(jitter)[mine])
+                batch[mine] = read(cache, rows[mine] - self.first_rows[index], mine)
         return batch

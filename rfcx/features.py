@@ -165,9 +165,15 @@ class LogMelSpectrogram(keras.layers.Layer):
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         waveform = ops.cast(inputs, "float32")
-        power = self.power_mel(waveform)
+        augmenting = training and self.augment is not None
+        signal_power = ops.mean(ops.square(waveform), axis=-1, keepdims=True) if augmenting else None
+        return self.image(self.power_mel(waveform), signal_power, training)
+
+    def image(self, power: Any, signal_power: Any = None, training: bool | None = None) -> Any:
+        """Mel power (batch, frames, n_mels) -> [power augmentations, in training] -> the dB image
+        (batch, n_mels, frames, 1): everything after the STFT, which ``MelPowerImage`` runs on cached mel power.
+        `signal_power` is each clip's mean square (batch, 1), which the noises' SNR refers to."""
         if training and self.augment is not None:
-            signal_power = ops.mean(ops.square(waveform), axis=-1, keepdims=True)
             power = self.augment(power, training=True, signal_power=signal_power)
         db = ops.transpose(self.power_to_db(power), (0, 2, 1))  # (batch, n_mels, frames)
         if self.frames is not None:
@@ -202,6 +208,27 @@ class LogMelSpectrogram(keras.layers.Layer):
         if config.get("augment") is not None:
             config["augment"] = keras.saving.deserialize_keras_object(config["augment"])
         return cls(**config)
+
+
+class MelPowerImage(keras.layers.Layer):
+    """The second half of a ``LogMelSpectrogram`` as a layer of its own: [mel power (batch, frames, n_mels), each
+    clip's mean square (batch, 1)] -> the same dB image, through the same layer object (its power augmentations
+    included). Training from the mel-power cache (``rfcx.mel_cache``) starts here instead of at the waveform, so the
+    STFT runs once per cached window instead of once per step; the detector that is saved still starts at the
+    waveform. Never saved itself (only the detector is), hence not registered for serialisation."""
+
+    def __init__(self, log_mel: LogMelSpectrogram, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", FRONT_END_DTYPE)
+        super().__init__(**kwargs)
+        self.log_mel = log_mel
+
+    def call(self, inputs: list[Any], training: bool | None = None) -> Any:
+        power, signal_power = inputs
+        return self.log_mel.image(ops.cast(power, "float32"), ops.cast(signal_power, "float32"), training)
+
+    def compute_output_shape(self, input_shape: list[tuple[int | None, ...]]) -> tuple[int | None, ...]:
+        batch, frames, n_mels = input_shape[0]
+        return (batch, n_mels, self.log_mel.frames or frames, 1)
 
 
 class ImageScaling(keras.layers.Layer):

@@ -14,8 +14,9 @@ import keras
 import numpy as np
 import pandas as pd
 
-from rfcx.cache import WaveformCache
+from rfcx.cache import StackedCache, WaveformCache
 from rfcx.constants import N_SPECIES
+from rfcx.mel_cache import MelPowerCache
 from rfcx.windows import label_matrix
 
 HostTransform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -100,12 +101,14 @@ def pad_rows(array: np.ndarray, size: int, value: float) -> np.ndarray:
     return np.concatenate([array, np.full((extra, *array.shape[1:]), value, dtype=array.dtype)])
 
 
-def padded_batch(waveforms: np.ndarray, targets: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """A short batch filled up to `size` with silent windows whose every target is unknown (-1): the masked losses
+def padded_batch(inputs: dict[str, np.ndarray], targets: list[np.ndarray],
+                 size: int) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """A short batch filled up to `size` with silent windows (every input zero) whose every target is unknown (-1): the masked losses
     give them zero loss and LWLRAP counts no positive in them, so they change no gradient and no score. Data-parallel
     training needs it where every batch must split evenly over the devices (JAX shards batches, it cannot split a
     short last batch unevenly as TensorFlow does)."""
-    return pad_rows(waveforms, size, 0.0), [pad_rows(target, size, -1.0) for target in targets]
+    return ({name: pad_rows(array, size, 0.0) for name, array in inputs.items()},
+            [pad_rows(target, size, -1.0) for target in targets])
 
 
 class WindowBatches(keras.utils.PyDataset):
@@ -116,12 +119,13 @@ class WindowBatches(keras.utils.PyDataset):
     pass over the windows. Every batch's randomness derives from (seed, epoch, batch
     index) alone, so the stream is the same whatever the number of loader workers.
 
-    With `frame_boxes` (frame-wise training of the SED head) an input is a dict {"waveform", "frame_targets"}, the
-    frame targets following each crop's actual start. `batch_transform` (Mixup) mixes waveforms and targets of a
-    training batch.
+    The inputs are the cache's: waveforms from a waveform cache, {"power", "signal_power"} from a mel-power cache
+    (``rfcx.mel_cache``, whose crops start on the hop grid). With `frame_boxes` (frame-wise training of the SED head)
+    they are a dict with "frame_targets" too, following each crop's actual start. `batch_transform` (Mixup) mixes
+    waveforms and targets of a training batch.
     """
 
-    def __init__(self, cache: WaveformCache, rows: np.ndarray, targets: np.ndarray, batch_size: int, *,
+    def __init__(self, cache: WaveformCache | StackedCache | MelPowerCache, rows: np.ndarray, targets: np.ndarray, batch_size: int, *,
                  shuffle: bool = False, seed: int = 0, jitter_samples: int = 0,
                  host_transform: HostTransform | None = None, max_batches: int = 0,
                  frame_boxes: FrameBoxes | None = None, batch_transform: BatchTransform | None = None,
@@ -170,27 +174,28 @@ class WindowBatches(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.shuffle and self.jitter_samples:
             jitter = rng.integers(-self.jitter_samples, self.jitter_samples + 1, size=len(picked))
-        waveforms = self.cache.read(self.rows[picked], jitter)
+        inputs = self.cache.read(self.rows[picked], jitter)
+        if not isinstance(inputs, dict):  # a waveform cache; a mel-power cache gives {"power", "signal_power"}
+            inputs = {"waveform": inputs}
         if self.host_transform is not None:
-            waveforms = np.stack([self.host_transform(clip, rng) for clip in waveforms]).astype(np.float32)
+            inputs["waveform"] = np.stack([self.host_transform(clip, rng)
+                                           for clip in inputs["waveform"]]).astype(np.float32)
         targets = [self.targets[picked]]
         if self.frame_boxes is not None:
             shift = self.crop_shift(self.rows[picked], jitter) / self.cache_rate()
             targets.append(self.frame_boxes.targets(picked, shift))
         if self.shuffle and self.batch_transform is not None:
-            waveforms, targets = self.batch_transform(waveforms, targets, rng)
+            inputs["waveform"], targets = self.batch_transform(inputs["waveform"], targets, rng)
         if self.pad_to_batch and len(picked) < self.batch_size:
-            waveforms, targets = padded_batch(waveforms, targets, self.batch_size)
+            inputs, targets = padded_batch(inputs, targets, self.batch_size)
         if self.frame_boxes is not None:
-            return {"waveform": waveforms, "frame_targets": targets[1]}, targets[0]
-        return waveforms, targets[0]
+            inputs["frame_targets"] = targets[1]
+        return (inputs["waveform"] if list(inputs) == ["waveform"] else inputs), targets[0]
 
     def crop_shift(self, rows: np.ndarray, jitter: np.ndarray | None) -> np.ndarray:
-        """Samples by which each crop actually starts after its window (the jitter as the cache clamps it)."""
-        if jitter is None:
-            return np.zeros(len(rows))
-        offsets = self.cache.offsets[rows]
-        return np.clip(offsets + jitter, 0, self.cache.span_samples - self.cache.window_samples) - offsets
+        """Samples by which each crop actually starts after its window (the jitter as the cache clamps, or for a
+        mel-power cache rounds, it)."""
+        return (self.cache.crop_starts(rows, jitter) - self.cache.offsets[rows]).astype(np.float64)
 
     def cache_rate(self) -> float:
         """Samples per second of the cached audio (the window's samples over its seconds)."""

@@ -24,7 +24,7 @@ import keras
 from rfcx.augment import AugmentationStages
 from rfcx.backbones import BACKBONES
 from rfcx.constants import N_SPECIES
-from rfcx.features import BandFloor, FrequencyChannel, LogMelSpectrogram, MinMaxScale, NoiseGate
+from rfcx.features import BandFloor, FrequencyChannel, LogMelSpectrogram, MelPowerImage, MinMaxScale, NoiseGate
 from rfcx.losses import FrameLoss
 
 
@@ -148,16 +148,30 @@ def sed_head(x: keras.KerasTensor, model: dict[str, Any]) -> keras.KerasTensor:
     return ClipPooling("attention", name="species")([frames, attention])
 
 
-def training_model(detector: keras.Model, frame_loss_weight: float = 1.0) -> keras.Model:
-    """The model `fit` trains: the detector itself, or for the sed head the same layers with a second input,
-    `frame_targets` (batch, T, 24), whose masked frame-wise loss is added to the clip loss (weights are shared,
-    so training it trains the detector)."""
-    if "frame_scores" not in {layer.name for layer in detector.layers}:
+def training_model(detector: keras.Model, frame_loss_weight: float = 1.0, from_mel_power: bool = False) -> keras.Model:
+    """The model `fit` trains, sharing every weight with the detector (training it trains the detector): the detector
+    itself, or the same layers with other inputs. For the sed head a second input, `frame_targets` (batch, T, 24),
+    whose masked frame-wise loss is added to the clip loss. With `from_mel_power`, inputs `power` and `signal_power`
+    (``rfcx.mel_cache``) replace the waveform: the log-mel layer's STFT is skipped, the rest runs as in the
+    detector (``MelPowerImage``)."""
+    names = {layer.name for layer in detector.layers}
+    frames = detector.get_layer("frame_scores").output if "frame_scores" in names else None
+    if not from_mel_power and frames is None:
         return detector
-    frames = detector.get_layer("frame_scores").output
+    inputs, outputs = {"waveform": detector.input}, [detector.output] + ([frames] if frames is not None else [])
+    if from_mel_power:
+        log_mel = detector.get_layer("log_mel")
+        after_stft = keras.Model(log_mel.output, outputs, name="after_stft")
+        power = keras.Input((log_mel.native_frames(detector.input.shape[-1]), log_mel.n_mels), name="power")
+        signal_power = keras.Input((1,), name="signal_power")
+        outputs = after_stft(MelPowerImage(log_mel, name="mel_power_image")([power, signal_power]))
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        inputs = {"power": power, "signal_power": signal_power}
+    if frames is None:
+        return keras.Model(inputs, outputs[0], name=detector.name)
     targets = keras.Input(tuple(frames.shape[1:]), name="frame_targets", dtype="float32")
-    scores = FrameLoss(frame_loss_weight, name="frame_loss")([detector.output, frames, targets])
-    return keras.Model({"waveform": detector.input, "frame_targets": targets}, scores, name=detector.name)
+    scores = FrameLoss(frame_loss_weight, name="frame_loss")([outputs[0], outputs[1], targets])
+    return keras.Model({**inputs, "frame_targets": targets}, scores, name=detector.name)
 
 
 def frame_count(detector: keras.Model) -> int:

@@ -13,6 +13,7 @@ import json
 import math
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,12 @@ import keras
 import numpy as np
 import pandas as pd
 
-from rfcx.augment import build_augmentations
+from rfcx.augment import AugmentationStages, build_augmentations
 from rfcx.backend import backend_summary, choose_precision, distribution_scope, make_deterministic
 from rfcx.cache import StackedCache, WaveformCache
 from rfcx.loader import FrameBoxes, WindowBatches, window_targets
 from rfcx.losses import MaskedBinaryCrossentropy, MaskedCategoricalCrossentropy
+from rfcx.mel_cache import MelPowerCache, mel_power_cache_blocker
 from rfcx.metrics import LWLRAP
 from rfcx.model import build_model, frame_count, training_model, window_samples
 from rfcx.pseudo import pseudo_targets
@@ -184,9 +186,12 @@ def _train_fold(windows: pd.DataFrame, cache: WaveformCache | StackedCache, conf
     features = config["features"]
     stages = build_augmentations(config["augment"], features=features, seed=config["seed"] + fold)
     detector = build_model(features, config["model"], config["windows"]["window_seconds"], stages)
-    model = training_model(detector, config["model"]["frame_loss_weight"])
+    from_mel_power = config["train"]["mel_power_cache"] and mel_power_cache_allowed(stages)
+    model = training_model(detector, config["model"]["frame_loss_weight"], from_mel_power)
     # the same layers as an uncompiled model: saving it writes the weights without the optimizer's state
     exported = keras.Model(detector.inputs, detector.outputs, name=detector.name)
+    if from_mel_power:
+        cache = mel_power_cache(cache, detector)
     train, validation = fold_datasets(windows, cache, config, fold, stages.host, stages.batch, frame_count(detector),
                                       pad_to_batch=config["train"]["distribution"] != "none", pseudo=pseudo)
     compile_model(model, config, len(train))
@@ -220,6 +225,24 @@ def _train_fold(windows: pd.DataFrame, cache: WaveformCache | StackedCache, conf
         done.unlink(missing_ok=True)
     shutil.rmtree(paths.out_dir / "backup", ignore_errors=True)
     return pd.read_csv(paths.history)
+
+
+def mel_power_cache_allowed(stages: AugmentationStages) -> bool:
+    """Whether training can start from cached mel power; says why not on stderr when it cannot."""
+    reason = mel_power_cache_blocker(stages)
+    if reason:
+        print(f"train.mel_power_cache: computing the STFT at every step instead: {reason} need the waveform",
+              file=sys.stderr)
+    return reason is None
+
+
+def mel_power_cache(cache: WaveformCache | StackedCache, detector: keras.Model) -> MelPowerCache:
+    """The mel power of every cached span, through the detector's own log-mel layer, timed on stderr."""
+    started = time.perf_counter()
+    mel = MelPowerCache(cache, detector.get_layer("log_mel"))
+    print(f"mel-power cache: {len(mel.offsets)} spans, {mel.nbytes / 2**20:.1f} MiB in memory, built in "
+          f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return mel
 
 
 def load_detector(path: str | Path) -> keras.Model:

@@ -198,7 +198,9 @@ def test_the_benchmark_runs_at_tiny_size_and_reports_every_figure(finished_run: 
                    "inference: decode + windows + predict", "inference: decode only", "inference: predict only",
                    "snakemake -n on a finished run", "reference train (aug), one core",
                    "reference validation, one core", "pipeline train (aug + log-mel), one core",
-                   "pipeline validation (log-mel), one core"):
+                   "pipeline validation (log-mel), one core", "pipeline train, mel-power cache (aug + dB)",
+                   "pipeline train, mel-power cache (aug + dB), one core",
+                   "mel-power cache build (per span, once per fold)"):
         assert timings[figure]["items"] > 0 and timings[figure]["wall_seconds"] > 0, figure
         assert figure in result.stdout
     # even at this size the cache + batched log-mel beats whole-FLAC decoding + librosa per clip

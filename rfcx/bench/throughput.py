@@ -45,10 +45,11 @@ from rfcx.config import load_config
 from rfcx.dataset import load_dataset, recording_path
 from rfcx.folds import split_folds
 from rfcx.loader import WindowBatches
-from rfcx.model import build_front_end, build_model, scale_image, window_samples
+from rfcx.mel_cache import MelPowerCache
+from rfcx.model import build_front_end, build_model, frame_count, scale_image, training_model, window_samples
 from rfcx.predict import decoded, predict_batch, predict_recordings, sliding_windows
 from rfcx.runlog import thread_environment
-from rfcx.train import compile_model, fold_datasets
+from rfcx.train import compile_model, fold_datasets, mel_power_cache, mel_power_cache_allowed
 from rfcx.windows import crop_windows
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,6 +58,9 @@ REFERENCE_GENERATOR = REPO / "benchmarks" / "reference_generator.py"
 
 #: Suffix of the input figures measured on one core (``one_core_input_figures``).
 ONE_CORE = ", one core"
+
+#: The training input pipeline with train.mel_power_cache (``rfcx.mel_cache``).
+MEL_PIPELINE = "pipeline train, mel-power cache (aug + dB)"
 
 #: Untimed training steps of each model before measuring (the first call traces and creates the optimizer's state).
 WARM_UP_STEPS = 2
@@ -112,8 +116,9 @@ def load_reference_generator() -> type:
 
 
 def input_pipeline_model(config: dict[str, Any], stages) -> keras.Model:
-    """Augmentations + log-mel + scaling as in the detector, under a negligible head (pooling, one Dense): training
-    it runs exactly the detector's input layers in training mode, compiled, and almost nothing else."""
+    """Augmentations + log-mel + scaling as in the detector, under a negligible head (pooling, one Dense), not
+    compiled: training it (or its ``training_model`` from mel power) runs exactly the detector's input layers in
+    training mode, compiled, and almost nothing else."""
     features, window_seconds = config["features"], config["windows"]["window_seconds"]
     waveform = keras.Input((window_samples(features, window_seconds),), name="waveform")
     x = stages.waveform(waveform) if stages.waveform is not None else waveform
@@ -121,9 +126,7 @@ def input_pipeline_model(config: dict[str, Any], stages) -> keras.Model:
     x = stages.spectrogram(x) if stages.spectrogram is not None else x
     x = scale_image(x, features)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    model = keras.Model(waveform, keras.layers.Dense(24, activation="sigmoid")(x))
-    model.compile(optimizer="sgd", loss="binary_crossentropy")
-    return model
+    return keras.Model(waveform, keras.layers.Dense(24, activation="sigmoid")(x))
 
 
 class Bench:
@@ -164,16 +167,21 @@ class Bench:
         timed_generator.batch(rows)
         return timed(len(rows), lambda: timed_generator.batch(rows))
 
-    def pipeline(self, augment: bool) -> Timing:
+    def pipeline(self, augment: bool, from_mel_power: bool = False) -> Timing:
         """Cache read + batched augmentation + log-mel, compiled, in training mode (or plain, for validation), fed by
         the training loader itself (random crops and host transforms included when augmenting). Timed on a second
         pass over the same batches: the first pays what a training run pays once, not every epoch (tracing and
-        compiling, the allocators growing to the batch size, the first read of each cached window)."""
+        compiling, the allocators growing to the batch size, the first read of each cached window).
+        `from_mel_power`: as training with train.mel_power_cache, crops of each span's mel power computed once
+        (``mel_power_build`` times that once-per-fold cost) instead of the STFT of every crop."""
         batch_size = self.size.pipeline_batch_size
         stages = self.augmentations()
-        model = input_pipeline_model(self.config, stages if augment else type(stages)())
+        pipeline = input_pipeline_model(self.config, stages if augment else type(stages)())
+        model = training_model(pipeline, from_mel_power=from_mel_power)
+        model.compile(optimizer="sgd", loss="binary_crossentropy")
+        cache = MelPowerCache(self.cache, pipeline.get_layer("log_mel")) if from_mel_power else self.cache
         jitter = int(self.config["windows"]["margin_seconds"] * self.features["sample_rate"])
-        batches = WindowBatches(self.cache, self.rows, np.zeros((len(self.rows), 24), dtype=np.float32), batch_size,
+        batches = WindowBatches(cache, self.rows, np.zeros((len(self.rows), 24), dtype=np.float32), batch_size,
                                 shuffle=augment, seed=self.config["seed"], jitter_samples=jitter if augment else 0,
                                 host_transform=stages.host if augment else None,
                                 max_batches=self.size.pipeline_batches, pad_to_batch=True)
@@ -189,20 +197,29 @@ class Bench:
         run()
         return timed(len(batches) * batch_size, run)
 
+    def mel_power_build(self) -> Timing:
+        """Building the mel-power cache of every cached span (what train.mel_power_cache costs once per fold)."""
+        log_mel = build_front_end(self.features)
+        return timed(len(self.rows), lambda: MelPowerCache(self.cache, log_mel))
+
     def training(self) -> dict[str, Timing]:
-        """The configured detector trained on real augmented batches from the loader, and the same detector without
+        """The configured detector trained as a fold trains it (``training_model``: from the mel-power cache when
+        train.mel_power_cache allows) on real augmented batches from the loader, and the same model without
         augmentation layers on one constant batch. Steps of the two alternate (after WARM_UP_STEPS warm-up steps
         each), so a change in the machine's load hits both sides alike."""
         config = {**self.config, "train": {**self.config["train"], "workers": 0}}
         fold = int(self.windows.fold.iloc[0])
         stages = self.augmentations()
-        train, _ = fold_datasets(self.windows, self.cache, config, fold, stages.host)
+        from_mel_power = config["train"]["mel_power_cache"] and mel_power_cache_allowed(stages)
         steps, batch_size = self.size.train_steps, config["train"]["batch_size"]
-        models = {}
+        models, detectors = {}, {}
         for name, layers in (("real", stages), ("constant", None)):
             make_deterministic(self.config["seed"])
-            models[name] = build_model(self.features, config["model"], self.window_seconds, layers)
+            detectors[name] = build_model(self.features, config["model"], self.window_seconds, layers)
+            models[name] = training_model(detectors[name], config["model"]["frame_loss_weight"], from_mel_power)
             compile_model(models[name], config, steps)
+        cache = mel_power_cache(self.cache, detectors["real"]) if from_mel_power else self.cache
+        train, _ = fold_datasets(self.windows, cache, config, fold, stages.host, n_frames=frame_count(detectors["real"]))
         # Warm up only after both are built: resetting the global seed (make_deterministic) makes TensorFlow trace a
         # compiled train step again, which once put a ~3.5 s retrace into the real-input figure and halved it.
         for name in models:
@@ -246,6 +263,8 @@ def input_figures(bench: Bench, log: Callable[[str], None] = print) -> dict[str,
         "reference validation": lambda: bench.reference(augment=False),
         "pipeline train (aug + log-mel)": lambda: bench.pipeline(augment=True),
         "pipeline validation (log-mel)": lambda: bench.pipeline(augment=False),
+        MEL_PIPELINE: lambda: bench.pipeline(augment=True, from_mel_power=True),
+        "mel-power cache build (per span, once per fold)": bench.mel_power_build,
     }
     timings = {}
     for name, measure in steps.items():
@@ -332,6 +351,8 @@ def ratios(timings: dict[str, Timing]) -> dict[str, float]:
     train, validation = "pipeline train (aug + log-mel)", "pipeline validation (log-mel)"
     put("train input, pipeline / reference, per core", train + ONE_CORE, "reference train (aug)" + ONE_CORE)
     put("validation input, pipeline / reference, per core", validation + ONE_CORE, "reference validation" + ONE_CORE)
+    put("train input with train.mel_power_cache, pipeline / reference, per core", MEL_PIPELINE + ONE_CORE,
+        "reference train (aug)" + ONE_CORE)
     put("train input, pipeline / reference, total", train, "reference train (aug)", "per_second")
     put("train input, pipeline / reference, per CPU-second on every core", train, "reference train (aug)")
     put("training, real input / constant input", "train step, real augmented input", "train step, constant input",
