@@ -103,10 +103,10 @@ def pad_rows(array: np.ndarray, size: int, value: float) -> np.ndarray:
 
 def padded_batch(inputs: dict[str, np.ndarray], targets: list[np.ndarray],
                  size: int) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
-    """A short batch filled up to `size` with silent windows (every input zero) whose every target is unknown (-1): the masked losses
-    give them zero loss and LWLRAP counts no positive in them, so they change no gradient and no score. Data-parallel
-    training needs it where every batch must split evenly over the devices (JAX shards batches, it cannot split a
-    short last batch unevenly as TensorFlow does)."""
+    """A short batch filled up to `size` with silent windows (every input zero) whose every target is unknown (-1):
+    the masked losses give them zero loss and LWLRAP counts no positive in them, so they change no gradient and no
+    score. Data-parallel training needs it where every batch must split evenly over the devices (JAX shards batches,
+    it cannot split a short last batch unevenly as TensorFlow does)."""
     return ({name: pad_rows(array, size, 0.0) for name, array in inputs.items()},
             [pad_rows(target, size, -1.0) for target in targets])
 
@@ -125,7 +125,8 @@ class WindowBatches(keras.utils.PyDataset):
     waveforms and targets of a training batch.
     """
 
-    def __init__(self, cache: WaveformCache | StackedCache | MelPowerCache, rows: np.ndarray, targets: np.ndarray, batch_size: int, *,
+    def __init__(self, cache: WaveformCache | StackedCache | MelPowerCache, rows: np.ndarray, targets: np.ndarray,
+                 batch_size: int, *,
                  shuffle: bool = False, seed: int = 0, jitter_samples: int = 0,
                  host_transform: HostTransform | None = None, max_batches: int = 0,
                  frame_boxes: FrameBoxes | None = None, batch_transform: BatchTransform | None = None,

@@ -97,17 +97,17 @@ def test_the_training_model_from_mel_power_computes_the_detectors_image_and_scor
     assert {weight.path for weight in detector.trainable_weights} <= {weight.path for weight in from_mel.weights}
 
 
-@pytest.mark.parametrize("head", ["reference", "sed"])
+@pytest.mark.parametrize("head, from_mel_power", [("reference", True), ("sed", True), ("reference", False)])
 def test_a_fold_trains_from_mel_power_and_saves_a_detector_that_takes_audio(windows_and_cache, tmp_path, capfd,
-                                                                            head) -> None:
+                                                                            head, from_mel_power) -> None:
     windows, cache = windows_and_cache
-    config = small_config(LIGHT, mel_power_cache=True)
+    config = small_config(LIGHT, mel_power_cache=from_mel_power)
     config["model"]["head"] = head
     if head == "sed":
         for column, value in (("box_species", [0]), ("box_start", [1.2]), ("box_end", [1.6]), ("box_positive", [1])):
             windows = windows.assign(**{column: [np.asarray(value)] * len(windows)})
     history = train_fold(windows, cache, config, fold=0, out_dir=tmp_path)
-    assert "mel-power cache: 16 spans" in capfd.readouterr().err
+    assert ("mel-power cache: 16 spans" in capfd.readouterr().err) == from_mel_power
     assert len(history) == 2 and history.val_lwlrap.notna().all()
     detector = load_detector(tmp_path / "model.keras")
     assert detector.input_shape == (None, cache.window_samples)

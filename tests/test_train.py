@@ -181,9 +181,11 @@ class FinalWeights(keras.callbacks.Callback):
     (on_train_batch_end runs before SwapEMAWeights swaps at the epoch's end)."""
 
     def on_train_batch_end(self, batch, logs=None):
-        layer, optimizer = self.model.layers[-1], self.model.optimizer
-        self.raw = np.asarray(layer.kernel)
-        index = next(i for i, v in enumerate(optimizer._trainable_variables) if v is layer.kernel)
+        # the output layer's kernel: the last one of the model's (the training model may nest the detector's layers)
+        kernel = next(v for v in reversed(self.model.trainable_weights) if v.path.endswith("kernel"))
+        optimizer = self.model.optimizer
+        self.raw = np.asarray(kernel)
+        index = next(i for i, v in enumerate(optimizer._trainable_variables) if v is kernel)
         self.average = np.asarray(optimizer._model_variables_moving_average[index])
 
 

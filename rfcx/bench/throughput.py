@@ -219,7 +219,8 @@ class Bench:
             models[name] = training_model(detectors[name], config["model"]["frame_loss_weight"], from_mel_power)
             compile_model(models[name], config, steps)
         cache = mel_power_cache(self.cache, detectors["real"]) if from_mel_power else self.cache
-        train, _ = fold_datasets(self.windows, cache, config, fold, stages.host, n_frames=frame_count(detectors["real"]))
+        train, _ = fold_datasets(self.windows, cache, config, fold, stages.host,
+                                 n_frames=frame_count(detectors["real"]))
         # Warm up only after both are built: resetting the global seed (make_deterministic) makes TensorFlow trace a
         # compiled train step again, which once put a ~3.5 s retrace into the real-input figure and halved it.
         for name in models:
