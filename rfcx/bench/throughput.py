@@ -179,7 +179,7 @@ class Bench:
         pipeline = input_pipeline_model(self.config, stages if augment else type(stages)())
         model = training_model(pipeline, from_mel_power=from_mel_power)
         model.compile(optimizer="sgd", loss="binary_crossentropy")
-        cache = MelPowerCache(self.cache, pipeline.get_layer("log_mel")) if from_mel_power else self.cache
+        cache = mel_power_cache(self.cache, pipeline) if from_mel_power else self.cache
         jitter = int(self.config["windows"]["margin_seconds"] * self.features["sample_rate"])
         batches = WindowBatches(cache, self.rows, np.zeros((len(self.rows), 24), dtype=np.float32), batch_size,
                                 shuffle=augment, seed=self.config["seed"], jitter_samples=jitter if augment else 0,
