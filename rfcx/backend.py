@@ -52,6 +52,18 @@ def choose_precision(setting: str) -> str:
 
 
 @contextlib.contextmanager
+def dtype_policy(name: str) -> Iterator[None]:
+    """Keras' global dtype policy set to `name` for the models built inside the block, and restored after it,
+    however the block ends (a benchmark builds a bfloat16 model beside float32 ones)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+@contextlib.contextmanager
 def distribution_scope(kind: str, batch_size: int) -> Iterator[int]:
     """Where a model built, compiled and fitted inside runs: `none` on one device (the default device placement), or
     `data_parallel` on every visible GPU (every logical CPU device where there is no GPU), each with a copy of the
@@ -96,3 +108,32 @@ def backend_summary() -> str:
     """One line naming backend, Keras version and device, for logs and benchmark tables."""
     devices = f"{gpu_count()} GPU(s)" if gpu_count() else f"CPU ({os.cpu_count()} cores)"
     return f"keras {keras.__version__}, backend {keras.backend.backend()}, {devices}"
+
+
+def backend_version() -> str:
+    """The backend library and its version (``jax 0.11.2``), which a throughput figure depends on as much as on
+    the device."""
+    backend = keras.backend.backend()
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
+    if module is None:
+        return backend
+    return f"{backend} {__import__(module).__version__}"
+
+
+def accelerator_name() -> str:
+    """The first GPU's model name as the backend reports it (``NVIDIA H200``), or "none"."""
+    if not gpu_count():
+        return "none"
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpu = tf.config.list_physical_devices("GPU")[0]
+        return tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+    if backend == "jax":
+        import jax
+
+        return next(device.device_kind for device in jax.devices() if device.platform == "gpu")
+    import torch
+
+    return torch.cuda.get_device_name(0)

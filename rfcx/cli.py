@@ -65,8 +65,11 @@ def _bench_cache(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from rfcx.bench.throughput import run
 
+    import yaml
+
+    overrides = yaml.safe_load(args.set.read_text()) if args.set else None
     run(args.config, size=args.size, data=args.data_dir, workflow_dir=args.workflow_dir, json_out=args.json,
-        markdown_out=args.markdown)
+        markdown_out=args.markdown, overrides=overrides or None)
     return 0
 
 
@@ -130,7 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="input pipeline, training and inference throughput vs the reference")
     bench.add_argument("--config", type=Path, default=Path("config.yaml"), help="settings to measure with")
-    bench.add_argument("--size", choices=("tiny", "full"), default="full", help="tiny: a smoke test in seconds")
+    bench.add_argument("--size", choices=("tiny", "full", "gpu"), default="full",
+                       help="tiny: a smoke test in seconds; gpu: larger batches and 1,992 test recordings")
+    bench.add_argument("--set", type=Path, default=None,
+                       help="YAML of settings merged over --config, section by section (benchmarks/gpu.yaml)")
     bench.add_argument("--data-dir", type=Path, default=None, help="default: the config's dataset")
     bench.add_argument("--workflow-dir", type=Path, default=None,
                        help="a finished workflow run, to time `snakemake -n` there")

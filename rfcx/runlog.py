@@ -27,6 +27,14 @@ def thread_environment(threads: int) -> dict[str, str]:
     return {**pools, "TF_NUM_INTEROP_THREADS": "2" if threads >= 2 else "1"}
 
 
+def usable_cpu_count() -> int:
+    """The CPUs this process may run on (its affinity: a SLURM job's or taskset's share), not the machine's count;
+    the machine's count where the platform cannot tell (macOS)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 @contextlib.contextmanager
 def logged(log_path: str | Path, threads: int | None = None) -> Iterator[None]:
     """Send stdout/stderr to `log_path` for the duration; on an exception, echo its message to the console.

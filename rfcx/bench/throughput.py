@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -38,7 +39,8 @@ import numpy as np
 import pandas as pd
 
 from rfcx.augment import augmentation_leaves, build_augmentations
-from rfcx.backend import backend_summary, make_deterministic
+from rfcx.backend import (accelerator_name, backend_summary, backend_version, choose_precision, dtype_policy,
+                          make_deterministic)
 from rfcx.cache import WaveformCache, build_cache
 from rfcx.config import data_dir as configured_data_dir
 from rfcx.config import load_config
@@ -48,7 +50,7 @@ from rfcx.loader import WindowBatches
 from rfcx.mel_cache import MelPowerCache
 from rfcx.model import build_front_end, build_model, frame_count, scale_image, training_model, window_samples
 from rfcx.predict import decoded, predict_batch, predict_recordings, sliding_windows
-from rfcx.runlog import thread_environment
+from rfcx.runlog import thread_environment, usable_cpu_count
 from rfcx.train import compile_model, fold_datasets, mel_power_cache, mel_power_cache_allowed
 from rfcx.windows import crop_windows
 
@@ -68,18 +70,26 @@ WARM_UP_STEPS = 2
 
 @dataclass(frozen=True)
 class BenchSize:
-    """How much each measurement does: small enough for a CI smoke test, or enough for stable figures."""
+    """How much each measurement does: small enough for a CI smoke test, or enough for stable figures.
+
+    `recordings` beyond the dataset's test files cycle through them again (each decoded anew), so that a GPU run
+    can time the competition's 1,992 test recordings on the demo's 60. `one_core`: also measure the input figures
+    in a child pinned to one CPU (the CPU target's "per core"); off for the GPU size, where the pipeline's layers
+    run on the GPU and one host core says nothing about them."""
 
     reference_samples: int
     pipeline_batches: int
     pipeline_batch_size: int
     train_steps: int
     recordings: int
+    one_core: bool = True
 
 
 SIZES = {
     "tiny": BenchSize(reference_samples=4, pipeline_batches=2, pipeline_batch_size=4, train_steps=2, recordings=2),
     "full": BenchSize(reference_samples=48, pipeline_batches=8, pipeline_batch_size=32, train_steps=8, recordings=24),
+    "gpu": BenchSize(reference_samples=16, pipeline_batches=16, pipeline_batch_size=128, train_steps=40,
+                     recordings=1992, one_core=False),
 }
 
 
@@ -146,9 +156,10 @@ class Bench:
                             margin_seconds=windows_cfg["margin_seconds"], sample_rate=self.features["sample_rate"])
         self.cache = WaveformCache(scratch / "cache.npy", index, window_samples(self.features, self.window_seconds))
         self.rows = np.random.default_rng(config["seed"]).permutation(len(self.windows))
-        self.test_paths = {path.stem: path for path in sorted((data / "test").glob("*.flac"))[:size.recordings]}
+        self.test_paths = inference_recordings(data / "test", size.recordings)
 
     def augmentations(self):
+        """The configured augmentation stages, seeded like a training run's."""
         return build_augmentations(self.config["augment"], features=self.features, seed=self.config["seed"])
 
     def reference(self, augment: bool) -> Timing:
@@ -204,9 +215,14 @@ class Bench:
 
     def training(self) -> dict[str, Timing]:
         """The configured detector trained as a fold trains it (``training_model``: from the mel-power cache when
-        train.mel_power_cache allows) on real augmented batches from the loader, and the same model without
-        augmentation layers on one constant batch. Steps of the two alternate (after WARM_UP_STEPS warm-up steps
-        each), so a change in the machine's load hits both sides alike."""
+        train.mel_power_cache allows; the dtype policy of train.mixed_precision: bfloat16 on a GPU) on real augmented
+        batches from the loader, and the same model without augmentation layers on one constant batch. Steps of the
+        two alternate (after WARM_UP_STEPS warm-up steps each), so a change in the machine's load hits both sides
+        alike."""
+        with dtype_policy(choose_precision(self.config["train"]["mixed_precision"])):
+            return self._training()
+
+    def _training(self) -> dict[str, Timing]:
         config = {**self.config, "train": {**self.config["train"], "workers": 0}}
         fold = int(self.windows.fold.iloc[0])
         stages = self.augmentations()
@@ -227,34 +243,65 @@ class Bench:
             for _ in range(WARM_UP_STEPS):
                 models[name].train_on_batch(*train[0])
         constant = train[0]
+        # One loader thread reads the next real batch while a step runs, as train.workers does in training (on a GPU
+        # the host's batch work would otherwise add to every step); a real step's wait for its batch is counted.
+        loader = ThreadPoolExecutor(max_workers=1)
+        upcoming = [loader.submit(train.__getitem__, 1 % len(train))]
+
+        def real_step(step: int) -> None:
+            batch = upcoming.pop().result()
+            upcoming.append(loader.submit(train.__getitem__, (step + 1) % len(train)))
+            models["real"].train_on_batch(*batch)
+
+        def constant_step(step: int) -> None:
+            models["constant"].train_on_batch(*constant)
+
         spent = {name: [0.0, 0.0] for name in models}  # wall, cpu
-        for step in range(1, steps + 1):
-            for name, batch in (("real", lambda: train[step % len(train)]), ("constant", lambda: constant)):
-                timing = timed(batch_size, lambda: models[name].train_on_batch(*batch()))
-                spent[name][0] += timing.wall_seconds
-                spent[name][1] += timing.cpu_seconds
+        with loader:
+            for step in range(1, steps + 1):
+                for name, work in (("real", real_step), ("constant", constant_step)):
+                    timing = timed(batch_size, lambda: work(step))
+                    spent[name][0] += timing.wall_seconds
+                    spent[name][1] += timing.cpu_seconds
         return {name: Timing(steps * batch_size, wall, cpu) for name, (wall, cpu) in spent.items()}
 
     def inference(self) -> dict[str, Timing]:
-        """Whole test recordings: decode + windows + batched predict, and decode alone and predict alone."""
+        """Whole test recordings: decode + windows + batched predict, and decode alone and predict alone (over the
+        distinct files' windows, so that 1,992 cycled recordings need not be held in memory at once: ~45 GB)."""
         if not self.test_paths:
             return {}
         predict = self.config["predict"]
-        model = build_model(self.features, self.config["model"], self.window_seconds)
+        with dtype_policy(choose_precision(self.config["train"]["mixed_precision"])):  # as a trained detector's
+            model = build_model(self.features, self.config["model"], self.window_seconds)
         rate, n = self.features["sample_rate"], len(self.test_paths)
         kwargs = {"sample_rate": rate, "window_seconds": self.window_seconds, "hop_seconds": predict["hop_seconds"],
                   "batch_size": predict["batch_size"]}
         predict_recordings(model, dict(list(self.test_paths.items())[:1]), **kwargs)  # compile
         whole = timed(n, lambda: predict_recordings(model, self.test_paths, **kwargs))
-        audio = []
-        decode = timed(n, lambda: audio.extend(clip for _, clip in decoded(self.test_paths.values(), rate)))
+        audio: dict[Path, np.ndarray] = {}  # each distinct file once: the gpu size cycles 60 files to 1,992
+
+        def decode_all() -> None:
+            for path, clip in decoded(self.test_paths.values(), rate):
+                audio.setdefault(path, clip)
+
+        decode = timed(n, decode_all)
         hop = int(round(predict["hop_seconds"] * rate))
         windows = np.concatenate([sliding_windows(clip, window_samples(self.features, self.window_seconds), hop)[1]
-                                  for clip in audio])
+                                  for clip in audio.values()])
         batch = predict["batch_size"]
-        model_only = timed(n, lambda: [predict_batch(model, windows[i:i + batch], batch)
-                                      for i in range(0, len(windows), batch)])
+        model_only = timed(len(audio), lambda: [predict_batch(model, windows[i:i + batch], batch)
+                                                for i in range(0, len(windows), batch)])
         return {"whole": whole, "decode": decode, "predict": model_only}
+
+
+def inference_recordings(folder: Path, count: int) -> dict[str, Path]:
+    """`count` test recordings by id: the folder's FLAC files in name order, cycled again (ids ``name~1``,
+    ``name~2``, ...) when `count` is larger than what the folder holds."""
+    paths = sorted(folder.glob("*.flac"))
+    if not paths:
+        return {}
+    return {path.stem + (f"~{index // len(paths)}" if index >= len(paths) else ""): path
+            for index, path in ((index, paths[index % len(paths)]) for index in range(count))}
 
 
 def input_figures(bench: Bench, log: Callable[[str], None] = print) -> dict[str, Timing]:
@@ -323,9 +370,9 @@ def machine() -> dict[str, str]:
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return {"cpu": cpu, "cores": str(len(os.sched_getaffinity(0))), "python": platform.python_version(),
-            "backend": backend_summary(), "numpy": np.__version__, "librosa": librosa.__version__,
-            "platform": platform.platform()}
+    return {"cpu": cpu, "cores": str(usable_cpu_count()), "accelerator": accelerator_name(),
+            "python": platform.python_version(), "backend": backend_summary(), "backend library": backend_version(),
+            "numpy": np.__version__, "librosa": librosa.__version__, "platform": platform.platform()}
 
 
 def table(results: dict[str, Any]) -> str:
@@ -373,8 +420,10 @@ def run(config_path: Path | None, *, size: str = "full", data: Path | None = Non
     data = Path(data) if data else configured_data_dir(config)
     if not (data / "train_tp.csv").exists():
         raise FileNotFoundError(f"{data}: no dataset there (run `make demo` or `rfcx synth --out {data}` first)")
-    log("measuring the input figures on one core (a child process pinned to one CPU) ...")
-    timings = {name + ONE_CORE: timing for name, timing in one_core_input_figures(config, data, size).items()}
+    timings = {}
+    if SIZES[size].one_core:
+        log("measuring the input figures on one core (a child process pinned to one CPU) ...")
+        timings = {name + ONE_CORE: timing for name, timing in one_core_input_figures(config, data, size).items()}
     with tempfile.TemporaryDirectory(prefix="rfcx-bench-") as scratch:
         bench = Bench(config, data, Path(scratch), SIZES[size])
         timings.update(input_figures(bench, log))

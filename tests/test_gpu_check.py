@@ -1,0 +1,65 @@
+"""benchmarks/gpu_check.sh, the one-call script for a lent GPU machine, run here before any device time is spent on
+it: the same script, on the JAX backend with TensorFlow hidden (as on the GPU image), at tiny size and with a
+light backbone and small batches (the settings file is the script's GPU_CHECK_SET). It must generate its data,
+measure every figure and write its outputs; the GPU-sized settings themselves (benchmarks/gpu.yaml) are checked to
+be a valid config. Marked ``jax`` (make test-jax)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rfcx.bench.throughput import inference_recordings
+from rfcx.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+NO_TENSORFLOW = Path(__file__).resolve().parent / "no_tensorflow"
+
+
+def test_the_gpu_settings_are_a_valid_config_with_gpu_sized_batches() -> None:
+    config = load_config(REPO / "config.yaml", yaml.safe_load((REPO / "benchmarks" / "gpu.yaml").read_text()))
+    assert config["train"]["batch_size"] == 128 and config["predict"]["batch_size"] == 256
+    assert config["model"]["backbone"] == "resnet50" and config["train"]["mixed_precision"] == "auto"
+
+
+def test_inference_recordings_cycle_the_folder_to_the_asked_count(tmp_path: Path) -> None:
+    for name in ("b", "a", "c"):
+        (tmp_path / f"{name}.flac").write_bytes(b"")
+    chosen = inference_recordings(tmp_path, 7)
+    assert list(chosen) == ["a", "b", "c", "a~1", "b~1", "c~1", "a~2"]
+    assert chosen["b~1"] == tmp_path / "b.flac"
+    assert list(inference_recordings(tmp_path, 2)) == ["a", "b"]
+    assert inference_recordings(tmp_path / "missing", 3) == {}
+
+
+@pytest.mark.jax
+def test_gpu_check_runs_on_jax_without_tensorflow(tmp_path: Path) -> None:
+    pytest.importorskip("jax")
+    settings = tmp_path / "small.yaml"
+    settings.write_text("model: {backbone: resnet18}\ntrain: {batch_size: 8, workers: 1}\npredict: {batch_size: 16}\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(NO_TENSORFLOW), "KERAS_BACKEND": "jax",
+           "GPU_CHECK_SIZE": "tiny", "GPU_CHECK_SCALE": "tiny", "GPU_CHECK_SET": str(settings),
+           "DATA": str(tmp_path / "data"), "OUT": str(out)}
+    result = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert (tmp_path / "data" / "train_tp.csv").exists()
+    measured = json.loads((out / "gpu-bench.json").read_text())
+    assert "backend jax" in measured["machine"]["backend"] and measured["machine"]["backend library"].startswith("jax")
+    assert measured["train_batch_size"] == 8
+    timings = measured["timings"]
+    for figure in ("reference train (aug)", "pipeline train, mel-power cache (aug + dB)",
+                   "train step, real augmented input", "train step, constant input",
+                   "inference: decode + windows + predict"):
+        assert timings[figure]["items"] > 0 and timings[figure]["per_second"] > 0, figure
+    assert timings["inference: decode + windows + predict"]["items"] == 2  # the tiny size's recordings
+    assert 0 < measured["ratios"]["training, real input / constant input"] < 2
+    assert "| train step, real augmented input |" in (out / "gpu-bench.md").read_text()
+    assert (out / "nvidia-smi.txt").exists() and (out / "gpu-bench.log").exists()
