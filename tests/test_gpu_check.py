@@ -1,8 +1,9 @@
-"""benchmarks/gpu_check.sh, the one-call script for a lent GPU machine, run here before any device time is spent on
-it: the same script, on the JAX backend with TensorFlow hidden (as on the GPU image), at tiny size and with a
-light backbone and small batches (the settings file is the script's GPU_CHECK_SET). It must generate its data,
-measure every figure and write its outputs; the GPU-sized settings themselves (benchmarks/gpu.yaml) are checked to
-be a valid config. Marked ``jax`` (make test-jax)."""
+"""What a GPU machine with JAX and no TensorFlow runs (the README's `KERAS_BACKEND=jax snakemake`, and
+benchmarks/gpu_check.sh, the one-call script for a lent GPU machine), run here on the CPU with TensorFlow hidden
+(tests/no_tensorflow) before any device time is spent on it: the whole workflow end to end on the tiny data, and
+the GPU check at tiny size with a light backbone and small batches (its settings file is the script's
+GPU_CHECK_SET). The GPU-sized settings themselves (benchmarks/gpu.yaml) are checked to be a valid config. The
+end-to-end checks are marked ``jax`` (make test-jax)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 from rfcx.bench.throughput import inference_recordings
 from rfcx.config import load_config
+from rfcx.constants import SUBMISSION_COLUMNS
+from test_workflow import TINY, snakemake, workflow_copy
 
 REPO = Path(__file__).resolve().parents[1]
 NO_TENSORFLOW = Path(__file__).resolve().parent / "no_tensorflow"
+#: The environment of a GPU machine's image, on this CPU: the JAX backend, and TensorFlow not importable.
+JAX_WITHOUT_TENSORFLOW = {"KERAS_BACKEND": "jax", "PYTHONPATH": str(NO_TENSORFLOW)}
 
 
 def test_the_gpu_settings_are_a_valid_config_with_gpu_sized_batches() -> None:
@@ -44,7 +50,7 @@ def test_gpu_check_runs_on_jax_without_tensorflow(tmp_path: Path) -> None:
     settings = tmp_path / "small.yaml"
     settings.write_text("model: {backbone: resnet18}\ntrain: {batch_size: 8, workers: 1}\npredict: {batch_size: 16}\n")
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHON": sys.executable, "PYTHONPATH": str(NO_TENSORFLOW), "KERAS_BACKEND": "jax",
+    env = {**os.environ, **JAX_WITHOUT_TENSORFLOW, "PYTHON": sys.executable,
            "GPU_CHECK_SIZE": "tiny", "GPU_CHECK_SCALE": "tiny", "GPU_CHECK_SET": str(settings),
            "DATA": str(tmp_path / "data"), "OUT": str(out)}
     result = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], cwd=REPO, env=env,
@@ -63,3 +69,19 @@ def test_gpu_check_runs_on_jax_without_tensorflow(tmp_path: Path) -> None:
     assert 0 < measured["ratios"]["training, real input / constant input"] < 2
     assert "| train step, real augmented input |" in (out / "gpu-bench.md").read_text()
     assert (out / "nvidia-smi.txt").exists() and (out / "gpu-bench.log").exists()
+
+
+@pytest.mark.jax
+def test_the_workflow_runs_end_to_end_on_jax_without_tensorflow(tmp_path: Path) -> None:
+    pytest.importorskip("jax")
+    workdir = workflow_copy(tmp_path, TINY)
+    snakemake(workdir, env=JAX_WITHOUT_TENSORFLOW)
+    assert "backend jax" in (workdir / "logs/train/fold0.log").read_text()
+    data = workdir / "data" / "synthetic" / "tiny-seed0"
+    submission = pd.read_csv(workdir / "results/submission.csv")
+    assert tuple(submission.columns) == SUBMISSION_COLUMNS
+    assert list(submission.recording_id) == list(pd.read_csv(data / "sample_submission.csv").recording_id)
+    assert submission.iloc[:, 1:].notna().all().all()
+    assert 0 < json.loads((workdir / "results/scores/oof.json").read_text())["lwlrap"] <= 1
+    snakemake(workdir, "--report", "report.html", env=JAX_WITHOUT_TENSORFLOW)
+    assert (workdir / "report.html").stat().st_size > 100_000

@@ -42,11 +42,13 @@ PLAIN_RULES = {"synth", "validate", "split_folds", "crop_windows", "cache_wavefo
                "score_oof", "predict_test", "ensemble", "plot_training", "plot_augmentations", "summarise", "all"}
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+              ) -> subprocess.CompletedProcess:
     """Snakemake in `workdir` on 2 cores, one thread per job: a tiny run's jobs mostly trace graphs, which is
-    single-threaded, so two jobs side by side finish sooner than one job on two threads."""
+    single-threaded, so two jobs side by side finish sooner than one job on two threads. `env`: variables laid over
+    this process's environment."""
     result = subprocess.run([*SNAKEMAKE, "--cores", "2", "--max-threads", "1", *args], cwd=workdir,
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env={**os.environ, **(env or {})})
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
     return result
@@ -84,14 +86,19 @@ def tree_digest(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    """A copy of the workflow (so edits in tests stay private) run to the end on the tiny dataset."""
-    workdir = tmp_path_factory.mktemp("workflow")
+def workflow_copy(workdir: Path, config: dict) -> Path:
+    """The workflow's code copied into `workdir` (so edits in tests stay private) with `config` as its config.yaml."""
     for item in ("Snakefile", "workflow", "rfcx", "profiles"):
         source = REPO / item
         (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / item)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(TINY))
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A copy of the workflow run to the end on the tiny dataset."""
+    workdir = workflow_copy(tmp_path_factory.mktemp("workflow"), TINY)
     snakemake(workdir)
     return workdir
 
