@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import os
 from typing import Iterator
 
@@ -113,11 +114,10 @@ def backend_summary() -> str:
 def backend_version() -> str:
     """The backend library and its version (``jax 0.11.2``), which a throughput figure depends on as much as on
     the device."""
-    backend = keras.backend.backend()
-    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
-    if module is None:
+    backend = keras.backend.backend()  # tensorflow, jax and torch are also the libraries' module names
+    if backend not in ("tensorflow", "jax", "torch"):
         return backend
-    return f"{backend} {__import__(module).__version__}"
+    return f"{backend} {importlib.import_module(backend).__version__}"
 
 
 def accelerator_name() -> str:

@@ -21,6 +21,7 @@ import pandas as pd
 from rfcx.audio import int16_to_float, read_info, read_segment
 from rfcx.constants import SAMPLE_RATE
 from rfcx.io import atomic_path
+from rfcx.runlog import usable_cpu_count
 
 
 def span_starts(windows: pd.DataFrame, span_samples: int, margin_samples: int,
@@ -57,7 +58,7 @@ def build_cache(windows: pd.DataFrame, recording_path: Callable[[str], Path], ou
 
     with atomic_path(out_path) as partial:
         array = np.lib.format.open_memmap(partial, mode="w+", dtype=np.int16, shape=(len(windows), span_samples))
-        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        with ThreadPoolExecutor(max_workers=workers or usable_cpu_count()) as pool:
             list(pool.map(lambda recording_id: fill(array, recording_id), rows_of))
         array.flush()
         del array

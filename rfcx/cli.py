@@ -8,10 +8,11 @@ Most users run the whole pipeline with `snakemake`; these subcommands are for a 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Callable
+
+from rfcx.runlog import usable_cpu_count
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -65,23 +66,24 @@ def _bench_cache(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from rfcx.bench.throughput import run
 
-    import yaml
-
-    overrides = yaml.safe_load(args.set.read_text()) if args.set else None
     run(args.config, size=args.size, data=args.data_dir, workflow_dir=args.workflow_dir, json_out=args.json,
-        markdown_out=args.markdown, overrides=overrides or None)
+        markdown_out=args.markdown, overrides=yaml_settings(args.set))
     return 0
 
 
-def _quality(args: argparse.Namespace) -> int:
+def yaml_settings(path: Path | None) -> dict:
+    """The settings of a `--set` YAML file (config sections to merge over another config), or none."""
     import yaml
 
+    return (yaml.safe_load(path.read_text()) if path else None) or {}
+
+
+def _quality(args: argparse.Namespace) -> int:
     from rfcx.bench.quality import Budget, recipes, run
 
     names = list(recipes()) if args.recipes == "all" else args.recipes.split(",")
-    extra = yaml.safe_load(args.set.read_text()) if args.set else {}
     budget = Budget(scale=args.scale, seed=args.seed, folds=args.folds, epochs=args.epochs,
-                    steps_per_epoch=args.steps, batch_size=args.batch_size, extra=extra or {})
+                    steps_per_epoch=args.steps, batch_size=args.batch_size, extra=yaml_settings(args.set))
     outcomes = run(names, budget, args.work_dir, cores=args.cores, markdown=args.markdown, json_path=args.json,
                    note=args.note)
     return 1 if any(outcome.error for outcome in outcomes) else 0
@@ -154,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--steps", type=int, default=None, help="steps per epoch; default: config.yaml's")
     quality.add_argument("--batch-size", type=int, default=None, help="default: config.yaml's")
     quality.add_argument("--set", type=Path, default=None, help="YAML of further settings shared by every recipe")
-    quality.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    quality.add_argument("--cores", type=int, default=usable_cpu_count())
     quality.add_argument("--work-dir", type=Path, default=Path("benchmarks/quality-runs"),
                          help="one workflow folder per recipe, and the shared dataset")
     quality.add_argument("--markdown", type=Path, default=Path("benchmarks/QUALITY.md"))

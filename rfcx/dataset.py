@@ -9,7 +9,6 @@ data in one pass instead of one crash at a time. Nothing here ever writes into t
 from __future__ import annotations
 
 import math
-import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import pandas as pd
 
 from rfcx.audio import AudioError, decode_fully, read_info
 from rfcx.constants import BOX_COLUMNS, N_SPECIES, RECORDING_SECONDS, SAMPLE_RATE, SUBMISSION_COLUMNS
+from rfcx.runlog import usable_cpu_count
 
 #: A recording id must be a plain file name: no separators, no `..`, not absolute.
 _PLAIN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -238,7 +238,7 @@ def _check_recordings(paths: list[Path], decode: bool, workers: int | None) -> l
     """Check each existing recording's header (and optionally full decode) in parallel; missing files are reported
     where the CSV names them, so they are skipped here."""
     existing = [path for path in dict.fromkeys(paths) if path.is_file()]
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=workers or usable_cpu_count()) as pool:
         found = list(pool.map(lambda path: _check_recording(path, decode), existing))
     return [problem for problem in found if problem is not None]
 
