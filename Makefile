@@ -27,15 +27,17 @@ demo: $(STAMP)
 	@echo "report:      $(abspath results/report.html)"
 
 # Two pytest workers, each test file on one of them: most of the suite's time is TensorFlow tracing training graphs,
-# which runs on one thread, so two files side by side finish sooner than one at a time on two threads.
+# which runs on one thread, so two files side by side finish sooner than one at a time on two threads. The 15
+# slowest tests are listed at the end, so a CI log shows where the suite's time goes.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not jax"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not jax" --durations=15
 
 # The checks marked `jax`, with JAX installed into .venv first: the same training code on the JAX backend
 # (data-parallel steps on two virtual CPU devices), a detector saved on TensorFlow scored on JAX (tests/test_backends.py),
 # and what a GPU machine without TensorFlow runs, with TensorFlow hidden: the whole workflow on the tiny data and
-# benchmarks/gpu_check.sh at tiny size (tests/test_gpu_check.py). CI runs it after make test. About 7 minutes on 2 cores.
+# benchmarks/gpu_check.sh and benchmarks/gpu_quality.sh at tiny size (tests/test_gpu_check.py). CI runs it after make
+# test. About 10 minutes on 2 cores.
 test-jax: $(STAMP)
 	$(BIN)/python -m pip install --quiet -r requirements-jax.txt
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m jax

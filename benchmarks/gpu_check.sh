@@ -13,20 +13,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-/tmp/rfcx-gpu}
 data=${DATA:-/tmp/rfcx-demo-seed0}
-python=${PYTHON:-python3}
 size=${GPU_CHECK_SIZE:-gpu}
 settings=${GPU_CHECK_SET:-benchmarks/gpu.yaml}
 mkdir -p "$out"
-export KERAS_BACKEND=${KERAS_BACKEND:-jax} PYTHONUNBUFFERED=1   # before Keras is first imported
-if ! "$python" -c "import keras, librosa, soundfile, colorednoise, jsonschema" 2>/dev/null; then
-    compgen -G ".whl/*.whl" > /dev/null || { echo "no Keras/librosa here and no .whl/: run benchmarks/gpu_wheels.sh" >&2; exit 1; }
-    site=${SITE:-/tmp/rfcx-site}
-    "$python" -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .whl/*.whl
-    export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
-fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-{ date -u; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || echo "no nvidia-smi"; } \
-    | tee "$out/nvidia-smi.txt"
+source benchmarks/gpu_env.sh   # JAX backend, and the wheels of .whl/ where Keras/librosa are missing
+record_device "$out"
 started=$SECONDS
 if [ ! -f "$data/train_tp.csv" ]; then
     "$python" -m rfcx.cli synth --scale "${GPU_CHECK_SCALE:-demo}" --seed 0 --out "$data" --quiet

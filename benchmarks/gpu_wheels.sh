@@ -2,7 +2,9 @@
 # The Python packages that rfcx needs and the GPU machines' image lacks (it has JAX, PyTorch, NumPy, pandas,
 # pyarrow, SciPy, scikit-learn, scikit-image, matplotlib, h5py, numba, ... but no Keras, librosa or soundfile), as
 # CPython 3.12 manylinux wheels in .whl/ (git-ignored), for benchmarks/gpu_check.sh to install there offline.
-# Same versions as requirements.txt and .venv. Run here, where pip can reach PyPI.
+# Same versions as requirements.txt and .venv. Run here, where pip can reach PyPI. .whl/workflow/ holds Snakemake
+# and its dependencies for benchmarks/gpu_quality.sh (28 MB more; connection_pool has no wheel on PyPI and is built
+# here from its source).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=${1:-.whl}
@@ -17,5 +19,10 @@ python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3
     librosa==0.11.0 soundfile==0.14.0 soxr==1.1.0 audioread==3.1.0 decorator==5.3.1 pooch==1.9.0 \
     platformdirs==4.14.9 colorednoise==2.2.0 \
     jsonschema==4.26.0 jsonschema-specifications==2025.9.1 referencing==0.37.0 rpds-py==2026.9.1
-ls "$dest"
-du -sh "$dest"
+mkdir -p "$dest/workflow"
+python3 -m pip wheel --quiet --no-deps -w "$dest/workflow" connection_pool==0.0.3
+python3 -m pip download --quiet --only-binary=:all: --python-version 3.12 --implementation cp \
+    "${platforms[@]}" --find-links "$dest/workflow" -d "$dest/workflow" snakemake==9.27.1
+for wheel in "$dest"/*.whl; do rm -f "$dest/workflow/$(basename "$wheel")"; done   # one copy of each
+ls "$dest" "$dest/workflow"
+du -sh "$dest" "$dest/workflow"

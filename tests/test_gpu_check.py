@@ -2,7 +2,8 @@
 benchmarks/gpu_check.sh, the one-call script for a lent GPU machine), run here on the CPU with TensorFlow hidden
 (tests/no_tensorflow) before any device time is spent on it: the whole workflow end to end on the tiny data, and
 the GPU check at tiny size with a light backbone and small batches (its settings file is the script's
-GPU_CHECK_SET). The GPU-sized settings themselves (benchmarks/gpu.yaml) are checked to be a valid config. The
+GPU_CHECK_SET), and the GPU quality benchmark (benchmarks/gpu_quality.sh) at tiny size the same way. The GPU-sized
+settings themselves (benchmarks/gpu.yaml, benchmarks/gpu-quality.yaml) are checked to be valid configs. The
 end-to-end checks are marked ``jax`` (make test-jax)."""
 
 from __future__ import annotations
@@ -32,6 +33,18 @@ def test_the_gpu_settings_are_a_valid_config_with_gpu_sized_batches() -> None:
     config = load_config(REPO / "config.yaml", yaml.safe_load((REPO / "benchmarks" / "gpu.yaml").read_text()))
     assert config["train"]["batch_size"] == 128 and config["predict"]["batch_size"] == 256
     assert config["model"]["backbone"] == "resnet50" and config["train"]["mixed_precision"] == "auto"
+
+
+def test_the_gpu_quality_settings_are_a_valid_config_with_a_larger_budget_on_the_gpu() -> None:
+    cpu = load_config(REPO / "config.yaml")
+    config = load_config(REPO / "config.yaml", yaml.safe_load((REPO / "benchmarks" / "gpu-quality.yaml").read_text()))
+
+    def windows(train: dict) -> int:
+        return train["epochs"] * train["steps_per_epoch"] * train["batch_size"]
+
+    assert windows(config["train"]) >= 5 * windows(cpu["train"])
+    assert config["resources"]["gpu"] is True and config["model"] == cpu["model"]
+    assert config["features"] == cpu["features"] and config["augment"] == cpu["augment"]
 
 
 def test_inference_recordings_cycle_the_folder_to_the_asked_count(tmp_path: Path) -> None:
@@ -85,3 +98,27 @@ def test_the_workflow_runs_end_to_end_on_jax_without_tensorflow(tmp_path: Path) 
     assert 0 < json.loads((workdir / "results/scores/oof.json").read_text())["lwlrap"] <= 1
     snakemake(workdir, "--report", "report.html", env=JAX_WITHOUT_TENSORFLOW)
     assert (workdir / "report.html").stat().st_size > 100_000
+
+
+@pytest.mark.jax
+def test_gpu_quality_runs_the_benchmark_on_jax_without_tensorflow(tmp_path: Path) -> None:
+    pytest.importorskip("jax")
+    settings = tmp_path / "small.yaml"
+    settings.write_text("folds: {n_folds: 2}\nfeatures: {n_mels: 32, frames: 32}\n"
+                        "model: {backbone: resnet18, dense_units: 64}\n"
+                        "train: {epochs: 1, steps_per_epoch: 2, batch_size: 4, workers: 1}\n"
+                        "predict: {batch_size: 16}\nresources: {gpu: true}\n")
+    out = tmp_path / "out"
+    env = {**os.environ, **JAX_WITHOUT_TENSORFLOW, "PYTHON": sys.executable, "GPU_QUALITY_SCALE": "tiny",
+           "GPU_QUALITY_SET": str(settings), "WORK": str(tmp_path / "work"), "OUT": str(out)}
+    result = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_quality.sh")], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    measured = json.loads((out / "quality-gpu.json").read_text())
+    assert "jax backend" in measured["machine"]["backend"]
+    (outcome,) = measured["outcomes"]
+    assert outcome["recipe"] == "default" and outcome["error"] is None
+    assert 0 < outcome["oof_lwlrap"] <= 1 and 0 < outcome["test_lwlrap"] <= 1 and outcome["train_seconds"] > 0
+    assert "| default |" in (out / "QUALITY-gpu.md").read_text()
+    assert "backend jax" in (out / "default" / "logs" / "train" / "fold0.log").read_text()
+    assert (out / "nvidia-smi.txt").exists() and not list(out.rglob("*.keras"))
