@@ -40,6 +40,8 @@ def test_every_recipe_validates_and_shares_the_data_folds_and_budget(tmp_path) -
     assert changed_keys(default, configs["no-noise-gate"]) == {"features.noise_gate_db"}
     assert changed_keys(default, configs["minmax-scaling"]) == {"features.scaling"}
     assert changed_keys(default, configs["mixup"]) == {"augment"}
+    assert changed_keys(default, configs["pseudo-labels"]) == {"pseudo_label.enabled"}
+    assert changed_keys(default, configs["calibration"]) == {"calibration.enabled"}
     assert configs["mixup"]["augment"][-1]["type"] == "Mixup"
     assert default["augment"] == yaml.safe_load((REPO / "config.yaml").read_text())["augment"]
 

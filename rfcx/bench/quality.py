@@ -81,6 +81,10 @@ def recipes() -> dict[str, Recipe]:
                overrides=({"model": {"zero_init_residual": False}},)),
         Recipe("bn-0.99", "BatchNorm momentum 0.99 instead of 0.9", overrides=({"model": {"bn_momentum": 0.99}},)),
         Recipe("constant-lr", "constant learning rate instead of cosine", overrides=({"train": {"schedule": "constant"}},)),
+        Recipe("pseudo-labels", "+ a second stage on pseudo-labelled unlabelled audio (pseudo_label.enabled)",
+               overrides=({"pseudo_label": {"enabled": True}},)),
+        Recipe("calibration", "+ per-species Platt scaling fitted on the OOF predictions (calibration.enabled)",
+               overrides=({"calibration": {"enabled": True}},)),
         Recipe("window-10s", "10 s windows instead of 5 s", overrides=({"windows": {"window_seconds": 10.0},
                                                                         "predict": {"hop_seconds": 5.0}},)),
     ]
