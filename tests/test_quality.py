@@ -76,6 +76,15 @@ def test_finished_runs_are_collected_and_laid_side_by_side(tmp_path) -> None:
     assert f"{outcomes[1].test['lwlrap']:.4f}" in markdown and "cores" in markdown
 
 
+def test_a_run_of_ablations_alone_renders_without_a_side_by_side_table(tmp_path) -> None:
+    fake_results(tmp_path / "minmax-scaling" / "results", 3)
+    outcome = collect(recipes()["minmax-scaling"], tmp_path / "minmax-scaling" / "results", wall_seconds=60.0)
+    markdown = render_markdown([outcome], Budget(scale="tiny"))
+    assert "## Side by side" not in markdown and "## Ablations" in markdown
+    ablation_line = next(line for line in markdown.splitlines() if line.startswith("| minmax-scaling"))
+    assert f"{outcome.oof['lwlrap']:.4f}" in ablation_line and "| - |" in ablation_line  # no default: no change
+
+
 def test_an_unknown_recipe_is_refused_before_anything_runs(tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown recipe"):
         main(["quality", "--recipes", "default,nonsense", "--work-dir", str(tmp_path), "--markdown",

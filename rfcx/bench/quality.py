@@ -262,8 +262,6 @@ def render_markdown(outcomes: list[Outcome], budget: Budget, note: str = "") -> 
     """benchmarks/QUALITY.md: the machine, the budget, the tables."""
     info = machine()
     parts = tables(outcomes)
-    main = parts["main"].assign(train_seconds=lambda f: f.train_seconds.map(_seconds),
-                                wall_seconds=lambda f: f.wall_seconds.map(_seconds))
     text = [
         "# Quality benchmark: reference recipe vs project default",
         "",
@@ -279,7 +277,10 @@ def render_markdown(outcomes: list[Outcome], budget: Budget, note: str = "") -> 
     ]
     if note:
         text += ["", note]
-    text += ["", "## Side by side", "", _markdown(main)]
+    if len(parts["main"]):  # an ablation-only run (e.g. `--recipes minmax-scaling`) has no side-by-side rows
+        main = parts["main"].assign(train_seconds=lambda f: f.train_seconds.map(_seconds),
+                                    wall_seconds=lambda f: f.wall_seconds.map(_seconds))
+        text += ["", "## Side by side", "", _markdown(main)]
     if len(parts["ablations"]):
         ablations = parts["ablations"][["recipe", "oof_lwlrap", "oof_lwlrap_change", "test_lwlrap",
                                         "test_lwlrap_change", "train_seconds", "description"]]
@@ -310,12 +311,12 @@ def run(names: list[str], budget: Budget, work_dir: Path, *, cores: int, markdow
                   flush=True)
         outcomes.append(outcome)
     print(render_text(outcomes))
-    if markdown:
-        markdown.parent.mkdir(parents=True, exist_ok=True)
-        markdown.write_text(render_markdown(outcomes, budget, note))
-    if json_path:
+    if json_path:  # first: the raw scores of hours of training must survive a failure to render the Markdown
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps({"machine": machine(), "budget": budget.__dict__,
                                          "outcomes": [{**o.row(), "oof": o.oof, "test": o.test} for o in outcomes]},
                                         indent=2, default=str))
+    if markdown:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(render_markdown(outcomes, budget, note))
     return outcomes
