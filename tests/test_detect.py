@@ -41,13 +41,15 @@ TONES: dict[int, float] = {3: 1000.0, 7: 4000.0, 12: 10000.0}
 #: Planted calls per recording: (species, start s, end s). Each is a tone in the species' band.
 PLANTED_FLAC = [(3, 10.3, 16.3), (12, 40.6, 46.6)]
 PLANTED_WAV = [(7, 20.4, 27.4), (3, 70.2, 76.2)]
-#: Peak resident memory allowed for detecting on a 2-hour recording, TensorFlow included, and the part of it above
-#: the process's memory once TensorFlow is imported (TensorFlow 2.21 alone is ~650 MB resident). Holding the file
-#: whole at 48 kHz float32 would need 7200 s * 48000 * 4 B = 1.38 GB for the audio alone, on top of both; streaming
-#: needs one 60 s chunk (11.5 MB) and a few 64-window batches (25 MB each). Measured: ~1010 MB peak, ~360 MB above
-#: the import, about the same for a 10-minute file as for 2 hours.
-PEAK_RSS_BOUND_MB = 1300
-GROWTH_BOUND_MB = 550
+#: Peak resident memory allowed for detecting on a 2-hour recording, TensorFlow included (TensorFlow 2.21 alone is
+#: ~650 MB resident), and how much more that peak may be than a 10-minute recording's. Holding the file whole at
+#: 48 kHz float32 would add 7200 s * 48000 * 4 B = 1.38 GB for the 2-hour file's audio alone (115 MB for 10 min);
+#: streaming needs one 60 s chunk and a few 64-window batches whatever the length. Measured (2-core hosts, pytest
+#: alone / beside the rest of the suite): peaks of 1010 MB (AMD EPYC, 2026-12-02) to 1244-1450 MB (AMD EPYC,
+#: 2026-12-04) for 2 hours against ~1045 MB for 10 minutes: the allocator's fragmentation under the decoding thread
+#: varies by host and load, so the length-independence is the sharper check.
+PEAK_RSS_BOUND_MB = 1700
+LENGTH_GROWTH_BOUND_MB = 600
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -301,35 +303,36 @@ def write_long_recording(path: Path, hours: float, rate: int, call: tuple[int, f
             handle.write(planted_audio(600.0, rate, [(species, start - offset, end - offset)], seed=index))
 
 
-def test_a_two_hour_recording_streams_with_bounded_memory(models_dir: Path, tmp_path: Path) -> None:
-    """Peak RSS of a detection subprocess, TensorFlow included, against PEAK_RSS_BOUND_MB and GROWTH_BOUND_MB (see
-    their comment)."""
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    call = (3, 5400.3, 5406.3)  # at 1.5 h
-    write_long_recording(inputs / "two_hours.wav", hours=2.0, rate=8_000, call=call)
-    out = tmp_path / "out"
+def detect_peak_memory_mb(models_dir: Path, inputs: Path, out: Path) -> tuple[float, str]:
+    """Peak RSS (VmHWM) of `rfcx detect` over `inputs` in a fresh subprocess, TensorFlow included, and its stdout."""
     child = textwrap.dedent(f"""
         import re, sys
         import rfcx.detect
         from rfcx.cli import main
 
-        def status(field):
-            return re.search(field + r":\\s+(\\d+)", open("/proc/self/status").read()).group(1)
-
-        imported = status("VmRSS")
         code = main({detect_args(models_dir, inputs, out, "--quiet", "--hop-seconds", "2")!r})
-        print("IMPORTED_KB", imported, "PEAK_KB", status("VmHWM"))
+        print("PEAK_KB", re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
         sys.exit(code)
     """)
     result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
-    imported_kb, peak_kb = map(int, re.search(r"IMPORTED_KB (\d+) PEAK_KB (\d+)", result.stdout).groups())
-    peak_mb, growth_mb = peak_kb / 1024, (peak_kb - imported_kb) / 1024
-    throughput = next(line for line in result.stdout.splitlines() if line.startswith("detect:"))
-    print(f"\n2-hour recording: peak RSS {peak_mb:.0f} MB (bound {PEAK_RSS_BOUND_MB}), {growth_mb:.0f} MB above "
-          f"the TensorFlow import (bound {GROWTH_BOUND_MB}); {throughput}")
-    assert peak_mb < PEAK_RSS_BOUND_MB and growth_mb < GROWTH_BOUND_MB
-    detections = pd.read_csv(out / "two_hours.detections.csv")
+    return int(re.search(r"PEAK_KB (\d+)", result.stdout).group(1)) / 1024, result.stdout
+
+
+def test_a_two_hour_recording_streams_with_bounded_memory(models_dir: Path, tmp_path: Path) -> None:
+    """Peak RSS of detection on a 2-hour recording against PEAK_RSS_BOUND_MB, and against a 10-minute recording's
+    peak plus LENGTH_GROWTH_BOUND_MB (see their comment)."""
+    call = (3, 5400.3, 5406.3)  # at 1.5 h
+    for name, hours in (("short", 1 / 6), ("long", 2.0)):
+        (tmp_path / name).mkdir()
+        write_long_recording(tmp_path / name / f"{name}.wav", hours=hours, rate=8_000, call=call)
+    short_mb, _ = detect_peak_memory_mb(models_dir, tmp_path / "short", tmp_path / "out_short")
+    peak_mb, stdout = detect_peak_memory_mb(models_dir, tmp_path / "long", tmp_path / "out")
+    throughput = next(line for line in stdout.splitlines() if line.startswith("detect:"))
+    print(f"\n2-hour recording: peak RSS {peak_mb:.0f} MB (bound {PEAK_RSS_BOUND_MB}), 10-minute one {short_mb:.0f} MB "
+          f"(bound on the difference {LENGTH_GROWTH_BOUND_MB}); {throughput}")
+    assert peak_mb < PEAK_RSS_BOUND_MB and peak_mb - short_mb < LENGTH_GROWTH_BOUND_MB
+    out = tmp_path / "out"
+    detections = pd.read_csv(out / "long.detections.csv")
     assert detections.species_id.tolist() == [3] and iou(tuple(detections.iloc[0][["start", "end"]]), call[1:]) > 0.5
     assert pd.read_csv(out / "summary.csv").windows.tolist() == [3600]
