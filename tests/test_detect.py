@@ -45,9 +45,9 @@ PLANTED_WAV = [(7, 20.4, 27.4), (3, 70.2, 76.2)]
 #: ~650 MB resident), and how much more that peak may be than a 10-minute recording's. Holding the file whole at
 #: 48 kHz float32 would add 7200 s * 48000 * 4 B = 1.38 GB for the 2-hour file's audio alone (115 MB for 10 min);
 #: streaming needs one 60 s chunk and a few 64-window batches whatever the length. Measured (2-core hosts, pytest
-#: alone / beside the rest of the suite): peaks of 1010 MB (AMD EPYC, 2026-12-02) to 1244-1450 MB (AMD EPYC,
-#: 2026-12-04) for 2 hours against ~1045 MB for 10 minutes: the allocator's fragmentation under the decoding thread
-#: varies by host and load, so the length-independence is the sharper check.
+#: alone / beside the rest of the suite): peaks of ~1010 MB (when the test was written, 2026-11-24) to 1244-1450 MB
+#: (AMD EPYC, 2026-12-04) for 2 hours against ~1045 MB for 10 minutes: the allocator's fragmentation under the
+#: decoding thread varies by host and load, so the length-independence is the sharper check.
 PEAK_RSS_BOUND_MB = 1700
 LENGTH_GROWTH_BOUND_MB = 600
 
