@@ -8,7 +8,7 @@
 # Recipes: the default only (the reference recipe augments on the host, one clip at a time, and would take most of
 # the call at this budget; its CPU figure on the same data and folds is in benchmarks/QUALITY.md).
 #   GPU_QUALITY_SCALE (hard), GPU_QUALITY_RECIPES (default), GPU_QUALITY_SET (benchmarks/gpu-quality.yaml),
-#   WORK (/tmp/rfcx-quality), OUT, PYTHON.
+#   GPU_QUALITY_TIMEOUT_S (none), WORK (/tmp/rfcx-quality), OUT, PYTHON.
 # Tested here on the CPU at tiny size with TensorFlow hidden (tests/test_gpu_check.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,10 @@ GPU_ENV_MODULES="keras, librosa, soundfile, colorednoise, jsonschema, snakemake"
 record_device "$out"
 started=$SECONDS
 status=0
-"$python" -m rfcx.cli quality --scale "${GPU_QUALITY_SCALE:-hard}" --recipes "${GPU_QUALITY_RECIPES:-default}" \
+# GPU_QUALITY_TIMEOUT_S bounds the run (benchmarks/gpu_session.sh's time left) so that its logs are still copied.
+limit=()
+[ -n "${GPU_QUALITY_TIMEOUT_S:-}" ] && limit=(timeout -k 10 "$GPU_QUALITY_TIMEOUT_S")
+"${limit[@]}" "$python" -m rfcx.cli quality --scale "${GPU_QUALITY_SCALE:-hard}" --recipes "${GPU_QUALITY_RECIPES:-default}" \
     --set "${GPU_QUALITY_SET:-benchmarks/gpu-quality.yaml}" --work-dir "$work" \
     --markdown "$out/QUALITY-gpu.md" --json "$out/quality-gpu.json" 2>&1 | tee "$out/quality-gpu.log" || status=$?
 for recipe in "$work"/*/; do   # the logs, also of a failed run

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pandas as pd
@@ -122,3 +123,49 @@ def test_gpu_quality_runs_the_benchmark_on_jax_without_tensorflow(tmp_path: Path
     assert "| default |" in (out / "QUALITY-gpu.md").read_text()
     assert "backend jax" in (out / "default" / "logs" / "train" / "fold0.log").read_text()
     assert (out / "nvidia-smi.txt").exists() and not list(out.rglob("*.keras"))
+
+
+@pytest.mark.jax
+def test_the_one_call_gpu_session_returns_both_benchmarks_within_the_device_tools_file_limit(tmp_path: Path) -> None:
+    """benchmarks/gpu_session.sh, the one command a lent machine runs: both phases, at tiny size, and what comes
+    back fits the device tool's limits (8 files at most, no deeper than two folders)."""
+    pytest.importorskip("jax")
+    check_set, quality_set = tmp_path / "check.yaml", tmp_path / "quality.yaml"
+    check_set.write_text("model: {backbone: resnet18}\ntrain: {batch_size: 8, workers: 1}\npredict: {batch_size: 16}\n")
+    quality_set.write_text("folds: {n_folds: 2}\nfeatures: {n_mels: 32, frames: 32}\n"
+                           "model: {backbone: resnet18, dense_units: 64}\n"
+                           "train: {epochs: 1, steps_per_epoch: 2, batch_size: 4, workers: 1}\n"
+                           "predict: {batch_size: 16}\nresources: {gpu: true}\n")
+    out, scratch = tmp_path / "out", tmp_path / "scratch"
+    env = {**os.environ, **JAX_WITHOUT_TENSORFLOW, "PYTHON": sys.executable,
+           "GPU_CHECK_SIZE": "tiny", "GPU_CHECK_SCALE": "tiny", "GPU_CHECK_SET": str(check_set),
+           "DATA": str(tmp_path / "data"), "GPU_QUALITY_SCALE": "tiny", "GPU_QUALITY_SET": str(quality_set),
+           "WORK": str(tmp_path / "work"), "GPU_SESSION_SCRATCH": str(scratch), "OUT": str(out),
+           "GPU_SESSION_TOTAL_S": "1100", "GPU_SESSION_CHECK_S": "500"}
+    result = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_session.sh")], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert "gpu_check: exit 0" in result.stdout and "gpu_quality: exit 0" in result.stdout
+    returned = sorted(path.name for path in out.iterdir())
+    assert returned == ["QUALITY-gpu.md", "gpu-bench.json", "gpu-bench.md", "gpu-session.tgz", "quality-gpu.json"]
+    assert json.loads((out / "gpu-bench.json").read_text())["timings"]["train step, constant input"]["items"] > 0
+    (outcome,) = json.loads((out / "quality-gpu.json").read_text())["outcomes"]
+    assert outcome["error"] is None and 0 < outcome["test_lwlrap"] <= 1
+    with tarfile.open(out / "gpu-session.tgz") as archive:
+        names = archive.getnames()
+    assert "check/gpu-bench.log" in names and "quality/default/logs/train/fold0.log" in names
+    assert not any(name.startswith("jax-cache") or name.endswith(".keras") for name in names)
+    assert list((scratch / "jax-cache").iterdir()), "JAX's persistent compilation cache was not used"
+
+
+def test_a_gpu_session_phase_over_its_time_limit_is_stopped_and_the_other_still_reports(tmp_path: Path) -> None:
+    """The time limits are real: a check that cannot finish in 1 s is stopped (exit 124), the quality phase is
+    skipped for want of time, and the session still exits non-zero with a tarball of what there was."""
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(out), "GPU_SESSION_SCRATCH": str(tmp_path / "scratch"),
+           "GPU_SESSION_TOTAL_S": "30", "GPU_SESSION_CHECK_S": "1", "DATA": str(tmp_path / "data")}
+    result = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_session.sh")], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "gpu_check: exit 124" in result.stdout and "gpu_quality: exit skipped" in result.stdout
+    assert (out / "gpu-session.tgz").exists()

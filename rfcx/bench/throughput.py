@@ -318,7 +318,13 @@ def input_figures(bench: Bench, log: Callable[[str], None] = print) -> dict[str,
     for name, measure in steps.items():
         log(f"measuring {name} ...")
         timings[name] = measure()
+        log_timing(name, timings[name], log)
     return timings
+
+
+def log_timing(name: str, timing: Timing, log: Callable[[str], None]) -> None:
+    """One figure as soon as it is measured: a run stopped by a time limit (a lent GPU's) still shows what it got."""
+    log(f"  {name}: {timing.items} in {timing.wall_seconds:.2f} s = {timing.per_second:.1f}/s")
 
 
 def one_core_input_figures(config: dict[str, Any], data: Path, size: str) -> dict[str, Timing]:
@@ -429,12 +435,14 @@ def run(config_path: Path | None, *, size: str = "full", data: Path | None = Non
         timings.update(input_figures(bench, log))
         log("measuring training throughput ...")
         training = bench.training()
-        timings["train step, real augmented input"] = training["real"]
-        timings["train step, constant input"] = training["constant"]
+        for key, name in (("real", "train step, real augmented input"), ("constant", "train step, constant input")):
+            timings[name] = training[key]
+            log_timing(name, timings[name], log)
         log("measuring test inference ...")
         for key, timing in bench.inference().items():
             label = {"whole": "decode + windows + predict", "decode": "decode only", "predict": "predict only"}[key]
             timings[f"inference: {label}"] = timing
+            log_timing(f"inference: {label}", timing, log)
     noop = snakemake_noop(workflow_dir)
     if noop is not None:
         timings["snakemake -n on a finished run"] = noop
