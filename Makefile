@@ -36,8 +36,8 @@ test: $(STAMP)
 # The checks marked `jax`, with JAX installed into .venv first: the same training code on the JAX backend
 # (data-parallel steps on two virtual CPU devices), a detector saved on TensorFlow scored on JAX (tests/test_backends.py),
 # and what a GPU machine without TensorFlow runs, with TensorFlow hidden: the whole workflow on the tiny data and
-# benchmarks/gpu_check.sh and benchmarks/gpu_quality.sh at tiny size (tests/test_gpu_check.py). CI runs it after make
-# test. About 8 minutes on 2 cores.
+# benchmarks/gpu_session.sh (gpu_check.sh, then gpu_quality.sh) at tiny size (tests/test_gpu_check.py). CI runs it
+# after make test. About 8 minutes on 2 cores.
 test-jax: $(STAMP)
 	$(BIN)/python -m pip install --quiet -r requirements-jax.txt
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m jax
