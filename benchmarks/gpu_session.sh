@@ -16,6 +16,7 @@ final=${OUT:-/tmp/rfcx-gpu-session}
 scratch=${GPU_SESSION_SCRATCH:-/tmp/rfcx-gpu-session-work}
 total=${GPU_SESSION_TOTAL_S:-560}
 check_limit=${GPU_SESSION_CHECK_S:-330}
+rm -rf "$scratch/check" "$scratch/quality"   # an earlier run's files must not pass for this one's
 mkdir -p "$final" "$scratch/check" "$scratch/quality"
 # Every fold's job compiles the same ResNet50 step: JAX's persistent cache lets the second and third fold reuse it.
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$scratch/jax-cache}

@@ -134,12 +134,16 @@ def test_the_one_call_gpu_session_returns_both_benchmarks_within_the_device_tool
 
 def test_a_gpu_session_phase_over_its_time_limit_is_stopped_and_the_other_still_reports(tmp_path: Path) -> None:
     """The time limits are real: a check that cannot finish in 1 s is stopped (exit 124), the quality phase is
-    skipped for want of time, and the session still exits non-zero with a tarball of what there was."""
+    skipped for want of time, and the session still exits non-zero with a tarball of what there was, not with an
+    earlier run's results left in its scratch folder."""
     out = tmp_path / "out"
+    stale = tmp_path / "scratch" / "check" / "gpu-bench.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
     env = {**os.environ, "PYTHON": sys.executable, "OUT": str(out), "GPU_SESSION_SCRATCH": str(tmp_path / "scratch"),
            "GPU_SESSION_TOTAL_S": "30", "GPU_SESSION_CHECK_S": "1", "DATA": str(tmp_path / "data")}
     result = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_session.sh")], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "gpu_check: exit 124" in result.stdout and "gpu_quality: exit skipped" in result.stdout
-    assert (out / "gpu-session.tgz").exists()
+    assert (out / "gpu-session.tgz").exists() and not (out / "gpu-bench.json").exists()
