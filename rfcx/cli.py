@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from rfcx.allocator import keep_freed_memory
 from rfcx.runlog import usable_cpu_count
 
 Command = Callable[[argparse.Namespace], int]
@@ -184,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # before any command's TensorFlow work (rfcx.allocator)
     return args.run(args)
 
 

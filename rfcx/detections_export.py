@@ -14,7 +14,7 @@ import pandas as pd
 
 from rfcx.constants import SPECIES_COLUMNS
 from rfcx.io import atomic_path, write_csv
-from rfcx.predict import pool_recordings
+from rfcx.submission import pool_recordings
 
 #: species_id -> (low, high) frequency in Hz.
 Bands = dict[int, tuple[float, float]]

@@ -164,12 +164,3 @@ def predict_recordings(model: keras.Model, paths: dict[str, Path], *, sample_rat
         collect(scorer.add(recording_id, *sliding_windows(audio, window_samples, hop_samples)))
     collect(scorer.finish())
     return pd.concat(frames, ignore_index=True)
-
-
-def pool_recordings(window_scores: pd.DataFrame, pooling: str) -> pd.DataFrame:
-    """Recording-level scores (recording_id, s0..s23) from per-window scores, in first-seen order."""
-    grouped = window_scores.groupby("recording_id", sort=False)[list(SPECIES_COLUMNS)]
-    pooled = grouped.max() if pooling == "max" else grouped.mean() if pooling == "mean" else None
-    if pooled is None:
-        raise ValueError(f"unknown pooling {pooling!r}")
-    return pooled.reset_index()

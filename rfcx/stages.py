@@ -150,7 +150,7 @@ def sliding_scores(model_path: str | Path, paths: dict[str, Path], *, features: 
 def predict_test(model_path: str | Path, data_dir: str | Path, windows_out: str | Path, recordings_out: str | Path,
                  *, features: dict[str, Any], window_seconds: float, predict: dict[str, Any]) -> pd.DataFrame:
     """Sliding-window scores of every test recording with one fold's model: per window and pooled per recording."""
-    from rfcx.predict import pool_recordings
+    from rfcx.submission import pool_recordings
 
     dataset = load_dataset(data_dir, check_audio=False)
     paths = {rid: dataset.test_path(rid) for rid in dataset.test_ids}

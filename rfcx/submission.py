@@ -1,4 +1,5 @@
-"""Fold ensembling and the Kaggle submission file, checked against sample_submission.csv before it is written."""
+"""Pooling windows into recordings, fold ensembling and the Kaggle submission file, checked against
+sample_submission.csv before it is written."""
 
 from __future__ import annotations
 
@@ -29,6 +30,16 @@ def ensemble(fold_scores: list[pd.DataFrame], method: str = "mean") -> pd.DataFr
     combined = pd.DataFrame(np.mean(stacked, axis=0), columns=list(SPECIES_COLUMNS))
     combined.insert(0, "recording_id", ids)
     return combined
+
+
+def pool_recordings(window_scores: pd.DataFrame, pooling: str) -> pd.DataFrame:
+    """Recording-level scores (recording_id, s0..s23) from per-window scores, in first-seen order: max (a call
+    anywhere in the recording means the species is present) or mean over the recording's windows."""
+    grouped = window_scores.groupby("recording_id", sort=False)[list(SPECIES_COLUMNS)]
+    pooled = grouped.max() if pooling == "max" else grouped.mean() if pooling == "mean" else None
+    if pooled is None:
+        raise ValueError(f"unknown pooling {pooling!r}")
+    return pooled.reset_index()
 
 
 def make_submission(scores: pd.DataFrame, sample_submission: pd.DataFrame) -> pd.DataFrame:

@@ -9,13 +9,12 @@ import pytest
 from rfcx.constants import SPECIES_COLUMNS, SUBMISSION_COLUMNS
 from rfcx.predict import (
     WindowScorer,
-    pool_recordings,
     predict_batch,
     predict_cached_windows,
     sliding_windows,
     window_starts,
 )
-from rfcx.submission import check_submission, ensemble, make_submission
+from rfcx.submission import check_submission, ensemble, make_submission, pool_recordings
 
 
 def test_sliding_windows_cover_the_whole_recording_and_end_at_its_end() -> None:

@@ -76,6 +76,21 @@ def test_finished_runs_are_collected_and_laid_side_by_side(tmp_path) -> None:
     assert f"{outcomes[1].test['lwlrap']:.4f}" in markdown and "cores" in markdown
 
 
+def test_the_defaults_test_time_choices_get_their_own_table_or_say_why_not(tmp_path) -> None:
+    fake_results(tmp_path / "default" / "results", 1)
+    outcome = collect(recipes()["default"], tmp_path / "default" / "results", wall_seconds=60.0)
+    outcome.test_time = [{"variant": "max pooling, mean of 3 folds", "test_lwlrap": 0.7, "change": 0.0,
+                          "run_setting": True},
+                         {"variant": "mean pooling, mean of 3 folds", "test_lwlrap": 0.41, "change": -0.29,
+                          "run_setting": False}]
+    markdown = render_markdown([outcome], Budget(scale="tiny"))
+    assert "## Test-time choices" in markdown
+    assert "| **max pooling, mean of 3 folds** (run) | 0.7000 | 0.0000 |" in markdown
+    assert "| mean pooling, mean of 3 folds | 0.4100 | -0.2900 |" in markdown
+    outcome.test_time, outcome.test_time_error = None, "ValueError: no test_truth.csv"
+    assert "Not scored: ValueError: no test_truth.csv" in render_markdown([outcome], Budget(scale="tiny"))
+
+
 def test_a_run_of_ablations_alone_renders_without_a_side_by_side_table(tmp_path) -> None:
     fake_results(tmp_path / "minmax-scaling" / "results", 3)
     outcome = collect(recipes()["minmax-scaling"], tmp_path / "minmax-scaling" / "results", wall_seconds=60.0)

@@ -19,7 +19,7 @@ MARGIN_SECONDS = 0.25
 
 
 #: A light backbone for the tests of training mechanics (resumption, weight averaging, heads) that hold whatever the
-#: backbone: on a 2-core CPU, tracing and optimising ResNet50's training graph costs ~40 s per run, ResNet18 about
+#: backbone: on a 2-core CPU, tracing and optimising ResNet50's training graph costs ~20 s per run, ResNet18 about
 #: half that.
 LIGHT = "resnet18"
 

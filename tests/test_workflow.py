@@ -218,6 +218,29 @@ def test_the_benchmark_runs_at_tiny_size_and_reports_every_figure(finished_run: 
     assert "| ratio | value |" in (tmp_path / "RESULTS.md").read_text()
 
 
+def test_test_time_choices_are_scored_from_the_kept_window_scores_and_reproduce_the_runs_test_score(
+        finished_run: Path, tmp_path) -> None:
+    from rfcx.bench.test_time import score_test_time_variants
+
+    data = finished_run / "data" / "synthetic" / "tiny-seed0"
+    table = score_test_time_variants(finished_run / "results", data, pooling="max", method="mean")
+    assert list(table.variant) == ["max pooling, mean of 2 folds", "max pooling, rank_mean of 2 folds",
+                                   "mean pooling, mean of 2 folds", "mean pooling, rank_mean of 2 folds",
+                                   "max pooling, fold 0 alone", "max pooling, fold 1 alone"]
+    # the run's own setting (config: max pooling, mean of folds) is the workflow's own test score, to the digit
+    own = table[table.run_setting]
+    test = json.loads((finished_run / "results/scores/test.json").read_text())["test"]
+    assert list(own.variant) == ["max pooling, mean of 2 folds"] and own.test_lwlrap.iloc[0] == test["lwlrap"]
+    assert own.change.iloc[0] == 0 and table.test_lwlrap.between(0, 1).all()
+    assert (table.change == table.test_lwlrap - test["lwlrap"]).all()
+    # without test truth there is nothing to score against: said, naming the folder
+    no_truth = tmp_path / "data"
+    shutil.copytree(data, no_truth)
+    (no_truth / "test_truth.csv").unlink()
+    with pytest.raises(ValueError, match=f"{no_truth}.*no test_truth.csv"):
+        score_test_time_variants(finished_run / "results", no_truth)
+
+
 def test_the_optional_stages_are_not_planned_when_off(finished_run: Path) -> None:
     assert planned_rules(finished_run, None, "--forceall") == PLAIN_RULES
     assert planned_rules(finished_run, {"calibration": {"enabled": False}}) == set()

@@ -6,7 +6,8 @@ the only difference between two lines is the recipe. A recipe is config.yaml wit
 section, as `snakemake --configfile` merges them): `config/reference.yaml` for the reference, nothing for the
 default, one switch for each ablation. The table reports OOF LWLRAP, test LWLRAP (the synthetic test set has truth),
 per-species test LWLRAP and the training time (Snakemake's `benchmark:` of the train jobs, summed over folds), and
-`benchmarks/QUALITY.md` records it with the machine and the budget.
+`benchmarks/QUALITY.md` records it with the machine and the budget. The default's run also gets its test-time
+choices (pooling, fold ensembling) scored on its own fold models (rfcx.bench.test_time): no retraining needed.
 
     rfcx quality --scale hard                          # reference, default and every ablation (hours on a CPU)
     rfcx quality --scale tiny --epochs 1 --steps 2     # a smoke run
@@ -152,6 +153,9 @@ class Outcome:
     test: dict[str, Any] | None = None
     train_seconds: float | None = None
     error: str | None = None
+    #: the default's test-time choices (rfcx.bench.test_time), one dict per variant; or why they could not be scored
+    test_time: list[dict[str, Any]] | None = None
+    test_time_error: str | None = None
 
     def row(self) -> dict[str, Any]:
         return {"recipe": self.recipe.name, "oof_lwlrap": self.oof["lwlrap"] if self.oof else None,
@@ -183,6 +187,20 @@ def collect(recipe: Recipe, results: Path, wall_seconds: float) -> Outcome:
     timings = sorted((results / "benchmarks" / "train").glob("fold*.tsv"))
     outcome.train_seconds = float(sum(pd.read_csv(path, sep="\t")["s"].iloc[0] for path in timings)) if timings else None
     return outcome
+
+
+def add_test_time_variants(outcome: Outcome, config: dict[str, Any]) -> None:
+    """Score the finished run's test-time choices (pooling, fold ensembling) on its own per-window test scores; a
+    failure is recorded on the outcome, never raised, so it cannot cost the scores of the training before it."""
+    from rfcx.bench.test_time import score_test_time_variants
+    from rfcx.config import data_dir
+
+    try:
+        table = score_test_time_variants(outcome.workdir / config["results_dir"], outcome.workdir / data_dir(config),
+                                         config["predict"]["pooling"], config["ensemble"]["method"])
+        outcome.test_time = table.to_dict("records")
+    except Exception as error:  # noqa: BLE001 - reported in the table instead
+        outcome.test_time_error = f"{type(error).__name__}: {error}"
 
 
 def machine() -> dict[str, str]:
@@ -286,6 +304,17 @@ def render_markdown(outcomes: list[Outcome], budget: Budget, note: str = "") -> 
                                         "test_lwlrap_change", "train_seconds", "description"]]
         ablations = ablations.assign(train_seconds=ablations.train_seconds.map(_seconds))
         text += ["", "## Ablations (one switch each, against the default)", "", _markdown(ablations)]
+    default = next((o for o in outcomes if o.recipe.name == "default" and (o.test_time or o.test_time_error)), None)
+    if default:
+        text += ["", "## Test-time choices (the default's own fold models, no retraining)", "",
+                 "Pooling over each recording's sliding windows, then the folds combined; `change` is against the "
+                 "run's own setting (marked), whose score is the workflow's test LWLRAP above.", ""]
+        if default.test_time:
+            frame = pd.DataFrame(default.test_time)
+            frame["variant"] = [f"**{v}** (run)" if own else v for v, own in zip(frame.variant, frame.run_setting)]
+            text.append(_markdown(frame[["variant", "test_lwlrap", "change"]]))
+        else:
+            text.append(f"Not scored: {default.test_time_error}")
     text += ["", "## Test LWLRAP per species", "", _markdown(parts["per_species_test"], index=True),
              "", "## OOF LWLRAP per species", "", _markdown(parts["per_species_oof"], index=True), ""]
     return "\n".join(text)
@@ -306,6 +335,8 @@ def run(names: list[str], budget: Budget, work_dir: Path, *, cores: int, markdow
         if progress:
             print(f"[quality] {name}: {known[name].description}", file=sys.stderr, flush=True)
         outcome = run_recipe(known[name], config, work_dir / name, cores=cores)
+        if name == "default" and not outcome.error:
+            add_test_time_variants(outcome, config)
         if progress:
             print(f"[quality] {name}: {outcome.error or 'done'} in {outcome.wall_seconds:.0f} s", file=sys.stderr,
                   flush=True)
@@ -314,7 +345,9 @@ def run(names: list[str], budget: Budget, work_dir: Path, *, cores: int, markdow
     if json_path:  # first: the raw scores of hours of training must survive a failure to render the Markdown
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps({"machine": machine(), "budget": budget.__dict__,
-                                         "outcomes": [{**o.row(), "oof": o.oof, "test": o.test} for o in outcomes]},
+                                         "outcomes": [{**o.row(), "oof": o.oof, "test": o.test,
+                                                       **({"test_time": o.test_time} if o.test_time else {})}
+                                                      for o in outcomes]},
                                         indent=2, default=str))
     if markdown:
         markdown.parent.mkdir(parents=True, exist_ok=True)
