@@ -5,7 +5,7 @@ returns it with ``munmap`` when freed, and trims the heap's free top back to the
 frees gigabytes of activations and gradients (tens of MB each), so every step the kernel maps and zeroes those pages
 anew: ~760,000 minor page faults per CPU training step of 16 windows at 112 x 88 on a 2-core VM, 2.0-2.5 s of system
 time per step. With mmap and trimming off, the freed blocks are reused and the faults stop (~250-900 per step): the
-same step took 1.40 s against 2.7-3.5 s, with identical losses and ~10% more peak memory (2.33 against 2.11 GB)
+same step took 1.40 s against 2.6-3.5 s, with identical losses and ~10% more peak memory (2.33 against 2.11 GB)
 (benchmarks/PROBES.md, eleventh round). The cost of a page fault varies with a VM host's load, which is much of why
 the same training ran 2-3x slower in some hours than in others.
 
