@@ -9,6 +9,10 @@ from scipy.stats import rankdata
 
 from rfcx.constants import SPECIES_COLUMNS, SUBMISSION_COLUMNS
 
+#: How a recording's window scores become its score (predict.pooling), and how folds are combined (ensemble.method).
+POOLINGS: tuple[str, ...] = ("max", "mean")
+ENSEMBLE_METHODS: tuple[str, ...] = ("mean", "rank_mean")
+
 
 def ensemble(fold_scores: list[pd.DataFrame], method: str = "mean") -> pd.DataFrame:
     """Combine recording-level scores of several models (same recordings): mean probability, or mean of per-species
@@ -35,11 +39,10 @@ def ensemble(fold_scores: list[pd.DataFrame], method: str = "mean") -> pd.DataFr
 def pool_recordings(window_scores: pd.DataFrame, pooling: str) -> pd.DataFrame:
     """Recording-level scores (recording_id, s0..s23) from per-window scores, in first-seen order: max (a call
     anywhere in the recording means the species is present) or mean over the recording's windows."""
-    grouped = window_scores.groupby("recording_id", sort=False)[list(SPECIES_COLUMNS)]
-    pooled = grouped.max() if pooling == "max" else grouped.mean() if pooling == "mean" else None
-    if pooled is None:
+    if pooling not in POOLINGS:
         raise ValueError(f"unknown pooling {pooling!r}")
-    return pooled.reset_index()
+    grouped = window_scores.groupby("recording_id", sort=False)[list(SPECIES_COLUMNS)]
+    return getattr(grouped, pooling)().reset_index()
 
 
 def make_submission(scores: pd.DataFrame, sample_submission: pd.DataFrame) -> pd.DataFrame:

@@ -18,10 +18,8 @@ import pandas as pd
 
 from rfcx.dataset import load_dataset
 from rfcx.scoring import score_submission
-from rfcx.submission import ensemble, make_submission, pool_recordings
+from rfcx.submission import ENSEMBLE_METHODS, POOLINGS, ensemble, make_submission, pool_recordings
 
-POOLINGS: tuple[str, ...] = ("max", "mean")
-ENSEMBLES: tuple[str, ...] = ("mean", "rank_mean")
 _FOLD_FILE = re.compile(r"fold(\d+)_windows\.parquet")
 
 
@@ -53,7 +51,7 @@ def fold_window_scores(results: Path) -> dict[int, pd.DataFrame]:
 def variants(folds: list[int]) -> list[Variant]:
     """Every pooling with every ensemble of all folds, then each fold alone with max pooling."""
     every = tuple(folds)
-    combined = [Variant(pooling, method, every) for pooling in POOLINGS for method in ENSEMBLES]
+    combined = [Variant(pooling, method, every) for pooling in POOLINGS for method in ENSEMBLE_METHODS]
     return combined + [Variant("max", "mean", (fold,)) for fold in folds]
 
 
