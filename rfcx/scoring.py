@@ -23,8 +23,20 @@ def score_table(truth: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
     }
 
 
+def recording_truth(tp: pd.DataFrame, recording_ids: list[str] | np.ndarray) -> np.ndarray:
+    """(recordings, species) 0/1: 1 where the recording has a tp box of the species. The truth of a whole-recording
+    score of training audio; on data whose train recordings are not exhaustively boxed (the Kaggle data: some calls
+    carry no box), an unboxed call counts as absent, so a score against it is a lower bound."""
+    row = {recording_id: index for index, recording_id in enumerate(recording_ids)}
+    truth = np.zeros((len(row), N_SPECIES), dtype=np.float32)
+    boxed = tp[tp.recording_id.isin(row)]
+    truth[boxed.recording_id.map(row).to_numpy(dtype=int), boxed.species_id.to_numpy(dtype=int)] = 1.0
+    return truth
+
+
 def score_oof(oof: pd.DataFrame) -> dict[str, Any]:
-    """OOF scores from a frame with fold, label columns t0..t23 and score columns s0..s23 (one row per window)."""
+    """OOF scores from a frame with fold, label columns t0..t23 and score columns s0..s23 (one row per window, or per
+    whole recording)."""
     truth_columns = list(TARGET_COLUMNS)
     scores = oof[list(SPECIES_COLUMNS)].to_numpy()
     truth = oof[truth_columns].to_numpy()

@@ -118,16 +118,48 @@ def predict_oof(model_path: str | Path, windows_path: str | Path, cache_path: st
     return oof
 
 
+def predict_oof_recordings(model_path: str | Path, data_dir: str | Path, folds_path: str | Path,
+                           out_path: str | Path, *, fold: int, features: dict[str, Any], window_seconds: float,
+                           predict: dict[str, Any]) -> pd.DataFrame:
+    """Fold `fold`'s held-out train recordings scored whole, as the test recordings are (sliding windows, pooled per
+    recording), by the fold's model that never saw them: one row per recording with fold, truth t0..t23 (species
+    with a tp box there, rfcx.scoring.recording_truth) and scores s0..s23. The call-centred OOF windows never show
+    a model the background between calls, where its false alarms arise; this is the cross-validated estimate of the
+    competition's task, on training data only."""
+    from rfcx.scoring import recording_truth
+    from rfcx.submission import pool_recordings
+
+    dataset = load_dataset(data_dir, check_audio=False)
+    folds = pd.read_parquet(folds_path)
+    paths = {rid: dataset.train_path(rid) for rid in folds.recording_id[folds.fold == fold]}
+    per_window = sliding_scores(model_path, paths, features=features, window_seconds=window_seconds,
+                                hop_seconds=predict["hop_seconds"], batch_size=predict["batch_size"],
+                                what=f"fold {fold}'s train recordings")
+    pooled = pool_recordings(per_window, predict["pooling"])
+    truth = pd.DataFrame(recording_truth(dataset.tp, pooled.recording_id.to_numpy()), columns=list(TARGET_COLUMNS))
+    scored = pd.concat([pooled[["recording_id"]].assign(fold=fold), truth, pooled[list(SPECIES_COLUMNS)]], axis=1)
+    write_parquet(scored, out_path)
+    return scored
+
+
 def score_oof(oof_paths: list[str | Path], scores_path: str | Path, table_path: str | Path,
-              per_species_plot: str | Path) -> dict[str, Any]:
-    """OOF LWLRAP overall, per fold and per species: scores.json, a per-fold table (CSV) and a bar chart."""
+              per_species_plot: str | Path, recording_paths: list[str | Path] | None = None) -> dict[str, Any]:
+    """OOF LWLRAP overall, per fold and per species: scores.json, a per-fold table (CSV) and a bar chart. With
+    `recording_paths` (predict_oof_recordings' outputs), the same scores of whole held-out recordings too, under
+    "recordings" in scores.json and as a second column of the table."""
     from rfcx.plots import plot_per_species
     from rfcx.scoring import score_oof as score
 
-    scores = score(pd.concat([pd.read_parquet(path) for path in oof_paths], ignore_index=True))
-    write_json(scores, scores_path)
+    def scored(paths: list[str | Path]) -> dict[str, Any]:
+        return score(pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True))
+
+    scores = scored(oof_paths)
     table = pd.DataFrame({"fold": list(scores["per_fold"]) + ["all"],
                           "lwlrap": list(scores["per_fold"].values()) + [scores["lwlrap"]]})
+    if recording_paths:
+        whole = scores["recordings"] = scored(recording_paths)
+        table["recording_lwlrap"] = [whole["per_fold"].get(fold) for fold in scores["per_fold"]] + [whole["lwlrap"]]
+    write_json(scores, scores_path)
     write_csv(table, table_path)
     plot_per_species(scores, per_species_plot, title="Out-of-fold LWLRAP per species")
     return scores
@@ -306,9 +338,12 @@ def summarise(submission_path: str | Path, oof_path: str | Path, test_path: str 
     oof = json.loads(Path(oof_path).read_text())
     test_scores = json.loads(Path(test_path).read_text())
     test = test_scores["test"]
-    folds = ", ".join(f"fold {fold}: {score:.4f}" for fold, score in oof["per_fold"].items())
+
+    def per_fold(scores: dict[str, Any]) -> str:
+        return ", ".join(f"fold {fold}: {score:.4f}" for fold, score in scores["per_fold"].items())
+
     lines = [
-        f"OOF LWLRAP:  {oof['lwlrap']:.4f}  ({folds}; {oof['n']} windows"
+        f"OOF LWLRAP:  {oof['lwlrap']:.4f}  ({per_fold(oof)}; {oof['n']} windows"
         + (f", each the mean of {oof_crops} shifted crops)" if oof_crops > 1 else ")"),
         f"test LWLRAP: {test['lwlrap']:.4f}  ({test['n']} recordings)" if test else
         "test LWLRAP: unknown (the dataset has no test_truth.csv)",
@@ -320,6 +355,10 @@ def summarise(submission_path: str | Path, oof_path: str | Path, test_path: str 
                         f"{calibration['oof_lwlrap_raw']:.4f}; cross-fitted over the folds)")
         if test_scores.get("test_uncalibrated"):
             lines.insert(3, f"test LWLRAP before calibration: {test_scores['test_uncalibrated']['lwlrap']:.4f}")
+    if "recordings" in oof:
+        whole = oof["recordings"]
+        lines.insert(1, f"OOF LWLRAP, whole recordings: {whole['lwlrap']:.4f}  ({per_fold(whole)}; {whole['n']} "
+                        "held-out train recordings scored as the test ones, against their tp boxes' species)")
     text = "\n".join(lines) + "\n"
     with atomic_path(summary_path) as partial:
         partial.write_text(text)

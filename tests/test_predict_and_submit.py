@@ -141,3 +141,14 @@ def test_recordings_are_scored_in_full_batches_across_recording_boundaries() -> 
     for rid, starts, scores in done:
         assert len(starts) == len(recordings[rid])
         np.testing.assert_allclose(scores, np.asarray(original(recordings[rid])), rtol=1e-5, atol=1e-6)
+
+
+def test_a_recordings_truth_is_the_species_of_its_tp_boxes_in_the_order_asked() -> None:
+    from rfcx.scoring import recording_truth
+
+    tp = pd.DataFrame({"recording_id": ["a", "a", "b", "c", "a"], "species_id": [3, 7, 23, 0, 3]})
+    truth = recording_truth(tp, ["b", "a", "d"])  # c is not asked for; d has no box (an fp-only recording)
+    assert truth.shape == (3, 24) and truth.dtype == np.float32
+    assert np.flatnonzero(truth[0]).tolist() == [23]
+    assert np.flatnonzero(truth[1]).tolist() == [3, 7]
+    assert not truth[2].any()

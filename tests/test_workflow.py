@@ -34,11 +34,13 @@ OUTPUTS = [
     "results/scores/oof_per_fold.csv", "results/report/oof_per_species.png", "results/report/training_curves.png",
     "results/report/augmentations.png", "results/report/submission_preview.csv", "results/summary.txt",
     "results/models/fold0/model.keras", "results/models/fold1/history.csv", "results/oof/fold1.parquet",
+    "results/oof/fold0_recordings.parquet",
     "results/test/fold0_windows.parquet", "results/data/folds.parquet", "results/data/windows.parquet",
     "results/data/waveforms.npy", "logs/train/fold0.log",
 ]
 #: Every rule of a run with the optional stages (calibration, pseudo-labels, detection) off.
 PLAIN_RULES = {"synth", "validate", "split_folds", "crop_windows", "cache_waveforms", "train", "predict_oof",
+               "predict_oof_recordings",
                "score_oof", "predict_test", "ensemble", "plot_training", "plot_augmentations", "summarise", "all"}
 
 
@@ -142,6 +144,38 @@ def test_changing_the_window_length_reruns_from_the_windows_on(finished_run: Pat
     rules = planned_rules(finished_run, {"windows": {"window_seconds": 8.0}})
     assert {"crop_windows", "cache_waveforms", "train", "predict_oof", "predict_test", "ensemble"} <= rules
     assert not rules & {"synth", "validate", "split_folds"}
+
+
+def test_changing_the_test_hop_rescores_whole_recordings_without_retraining(finished_run: Path) -> None:
+    rules = planned_rules(finished_run, {"predict": {**TINY["predict"], "hop_seconds": 2.0}})
+    assert rules == {"predict_oof_recordings", "predict_test", "score_oof", "ensemble", "summarise", "all"}
+    rules = planned_rules(finished_run, {"predict": {**TINY["predict"], "oof_recordings": False}})
+    assert rules == {"score_oof", "summarise", "all"}
+
+
+def test_held_out_train_recordings_are_scored_whole_against_their_tp_species(finished_run: Path) -> None:
+    """The recording-level OOF score, recomputed here from the per-recording scores and train_tp.csv alone: every
+    train recording once, in the fold that held it out, max-pooled like the test recordings."""
+    from rfcx.metrics import lwlrap
+
+    data = finished_run / "data" / "synthetic" / "tiny-seed0"
+    folds = pd.read_parquet(finished_run / "results/data/folds.parquet")
+    scored = pd.concat([pd.read_parquet(finished_run / f"results/oof/fold{fold}_recordings.parquet")
+                        for fold in (0, 1)], ignore_index=True)
+    assert sorted(scored.recording_id) == sorted(folds.recording_id)
+    assert (folds.set_index("recording_id").fold.loc[scored.recording_id].to_numpy() == scored.fold.to_numpy()).all()
+    tp = pd.read_csv(data / "train_tp.csv")
+    for row in scored.itertuples():
+        present = set(tp.species_id[tp.recording_id == row.recording_id])
+        assert {s for s in range(24) if getattr(row, f"t{s}") == 1} == present
+    oof = json.loads((finished_run / "results/scores/oof.json").read_text())
+    truth, scores = scored[[f"t{s}" for s in range(24)]].to_numpy(), scored[[f"s{s}" for s in range(24)]].to_numpy()
+    assert oof["recordings"]["lwlrap"] == pytest.approx(lwlrap(truth, scores), abs=1e-12)
+    assert oof["recordings"]["n"] == len(folds) and set(oof["recordings"]["per_fold"]) == {"0", "1"}
+    table = pd.read_csv(finished_run / "results/scores/oof_per_fold.csv")
+    assert table.recording_lwlrap.iloc[-1] == pytest.approx(oof["recordings"]["lwlrap"])
+    summary = (finished_run / "results/summary.txt").read_text()
+    assert f"OOF LWLRAP, whole recordings: {oof['recordings']['lwlrap']:.4f}" in summary
 
 
 def test_editing_a_script_or_the_model_code_reruns_its_rule(finished_run: Path) -> None:

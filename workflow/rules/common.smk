@@ -69,6 +69,11 @@ def run_settings():
     return {name: config[name] for name in ("seed", "windows", "features", "augment", "model", "train")}
 
 
+#: The prediction settings of whole-recording scoring (test and held-out train recordings): passed as params, they
+#: re-run it when changed, and the other `predict` options (OOF crops, oof_recordings) do not.
+SLIDING = {key: config["predict"][key] for key in ("hop_seconds", "pooling", "batch_size")}
+
+
 CALIBRATE = config["calibration"]["enabled"]
 CALIBRATION = f"{RESULTS}/calibration/calibration.json"
 CALIBRATION_SCORES = f"{RESULTS}/scores/calibration.json"

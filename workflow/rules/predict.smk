@@ -26,9 +26,40 @@ rule predict_oof:
         "../scripts/predict_oof.py"
 
 
+rule predict_oof_recordings:
+    input:
+        model=f"{FINAL_MODELS}/fold{{fold}}/model.keras",
+        folds=rules.split_folds.output[0],
+        validated=rules.validate.output[0],
+        csvs=dataset_csvs(),
+        code=code("predict", "loader", "submission", "scoring"),
+    output:
+        f"{RESULTS}/oof/fold{{fold}}_recordings.parquet",
+    params:
+        features=config["features"],
+        window_seconds=config["windows"]["window_seconds"],
+        predict=SLIDING,
+    resources:
+        gpu=GPU,
+    threads: 4
+    conda:
+        "../envs/rfcx.yaml"
+    log:
+        "logs/predict_oof_recordings/fold{fold}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/predict_oof_recordings/fold{{fold}}.tsv"
+    script:
+        "../scripts/predict_oof_recordings.py"
+
+
 rule score_oof:
     input:
         oof=expand(f"{RESULTS}/oof/fold{{fold}}.parquet", fold=FOLDS),
+        recordings=(
+            expand(f"{RESULTS}/oof/fold{{fold}}_recordings.parquet", fold=FOLDS)
+            if config["predict"]["oof_recordings"]
+            else []
+        ),
         code=code("scoring", "metrics"),
     output:
         scores=f"{RESULTS}/scores/oof.json",
@@ -84,7 +115,7 @@ rule predict_test:
     params:
         features=config["features"],
         window_seconds=config["windows"]["window_seconds"],
-        predict=config["predict"],
+        predict=SLIDING,
     resources:
         gpu=GPU,
     threads: 4

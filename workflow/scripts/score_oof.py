@@ -1,7 +1,7 @@
-"""Snakemake script: out-of-fold LWLRAP overall, per fold and per species."""
+"""Snakemake script: out-of-fold LWLRAP overall, per fold and per species (windows, and whole recordings when scored)."""
 from rfcx import stages
 from rfcx.runlog import logged
 
 with logged(snakemake.log[0]):
     stages.score_oof(snakemake.input.oof, snakemake.output.scores, snakemake.output.table,
-                     snakemake.output.per_species)
+                     snakemake.output.per_species, recording_paths=list(snakemake.input.recordings))
