@@ -52,8 +52,8 @@ def fake_results(root, seed: int) -> None:
     truth = (rng.random((40, 24)) < 0.1).astype(float)
     truth[np.arange(40), rng.integers(0, 24, 40)] = 1
     (root / "scores").mkdir(parents=True)
-    (root / "scores" / "oof.json").write_text(json.dumps({**score_table(truth, rng.random((40, 24))),
-                                                          "per_fold": {}}))
+    (root / "scores" / "oof.json").write_text(json.dumps({**score_table(truth, rng.random((40, 24))), "per_fold": {},
+                                                          "recordings": score_table(truth, rng.random((40, 24)))}))
     (root / "scores" / "test.json").write_text(json.dumps({"test": score_table(truth, rng.random((40, 24)))}))
     (root / "benchmarks" / "train").mkdir(parents=True)
     for fold in range(2):
@@ -74,6 +74,10 @@ def test_finished_runs_are_collected_and_laid_side_by_side(tmp_path) -> None:
     markdown = render_markdown(outcomes, Budget(scale="tiny"))
     assert "## Side by side" in markdown and "## Ablations" in markdown and "## Test LWLRAP per species" in markdown
     assert f"{outcomes[1].test['lwlrap']:.4f}" in markdown and "cores" in markdown
+    # the held-out train recordings' whole-recording score, beside the window-level OOF score, and its change
+    default, mixup = outcomes[1].oof["recordings"]["lwlrap"], outcomes[2].oof["recordings"]["lwlrap"]
+    mixup_line = next(line for line in markdown.splitlines() if line.startswith("| mixup"))
+    assert f"| {mixup:.4f} | {mixup - default:.4f} |" in mixup_line and f"{default:.4f}" in text
 
 
 def test_the_defaults_test_time_choices_get_their_own_table_or_say_why_not(tmp_path) -> None:

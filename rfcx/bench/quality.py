@@ -158,7 +158,9 @@ class Outcome:
     test_time_error: str | None = None
 
     def row(self) -> dict[str, Any]:
+        recordings = (self.oof or {}).get("recordings")  # held-out train recordings scored whole (oof_recordings)
         return {"recipe": self.recipe.name, "oof_lwlrap": self.oof["lwlrap"] if self.oof else None,
+                "recording_oof_lwlrap": recordings["lwlrap"] if recordings else None,
                 "test_lwlrap": self.test["lwlrap"] if self.test else None, "train_seconds": self.train_seconds,
                 "wall_seconds": self.wall_seconds, "description": self.recipe.description, "error": self.error}
 
@@ -239,7 +241,7 @@ def tables(outcomes: list[Outcome]) -> dict[str, pd.DataFrame]:
     ablation_rows = []
     for outcome in (o for o in outcomes if o.recipe.ablation):
         row = outcome.row()
-        for metric in ("oof_lwlrap", "test_lwlrap"):
+        for metric in ("oof_lwlrap", "recording_oof_lwlrap", "test_lwlrap"):
             base = default.row()[metric] if default else None
             row[f"{metric}_change"] = None if row[metric] is None or base is None else row[metric] - base
         ablation_rows.append(row)
@@ -254,10 +256,12 @@ def tables(outcomes: list[Outcome]) -> dict[str, pd.DataFrame]:
 
 def render_text(outcomes: list[Outcome]) -> str:
     """The side-by-side table for the terminal."""
-    lines = [f"{'recipe':<22} {'OOF LWLRAP':>10} {'test LWLRAP':>11} {'train':>8} {'wall':>8}  description"]
+    lines = [f"{'recipe':<22} {'OOF LWLRAP':>10} {'OOF, whole rec.':>15} {'test LWLRAP':>11} {'train':>8} {'wall':>8}"
+             "  description"]
     for outcome in outcomes:
         row = outcome.row()
-        lines.append(f"{row['recipe']:<22} {_fmt(row['oof_lwlrap']):>10} {_fmt(row['test_lwlrap']):>11} "
+        lines.append(f"{row['recipe']:<22} {_fmt(row['oof_lwlrap']):>10} {_fmt(row['recording_oof_lwlrap']):>15} "
+                     f"{_fmt(row['test_lwlrap']):>11} "
                      f"{_seconds(row['train_seconds']):>8} {_seconds(row['wall_seconds']):>8}  "
                      f"{row['error'] or row['description']}")
     species = tables(outcomes)["per_species_test"]
@@ -300,8 +304,9 @@ def render_markdown(outcomes: list[Outcome], budget: Budget, note: str = "") -> 
                                     wall_seconds=lambda f: f.wall_seconds.map(_seconds))
         text += ["", "## Side by side", "", _markdown(main)]
     if len(parts["ablations"]):
-        ablations = parts["ablations"][["recipe", "oof_lwlrap", "oof_lwlrap_change", "test_lwlrap",
-                                        "test_lwlrap_change", "train_seconds", "description"]]
+        ablations = parts["ablations"][["recipe", "oof_lwlrap", "oof_lwlrap_change", "recording_oof_lwlrap",
+                                        "recording_oof_lwlrap_change", "test_lwlrap", "test_lwlrap_change",
+                                        "train_seconds", "description"]]
         ablations = ablations.assign(train_seconds=ablations.train_seconds.map(_seconds))
         text += ["", "## Ablations (one switch each, against the default)", "", _markdown(ablations)]
     default = next((o for o in outcomes if o.recipe.name == "default" and (o.test_time or o.test_time_error)), None)
