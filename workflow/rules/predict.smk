@@ -108,7 +108,7 @@ rule predict_test:
         model=f"{FINAL_MODELS}/fold{{fold}}/model.keras",
         validated=rules.validate.output[0],
         csvs=dataset_csvs(),
-        code=code("predict", "loader"),
+        code=code("predict", "loader", "submission"),
     output:
         windows=f"{RESULTS}/test/fold{{fold}}_windows.parquet",
         recordings=f"{RESULTS}/test/fold{{fold}}.parquet",
