@@ -20,13 +20,23 @@ def thread_environment(threads: int) -> dict[str, str]:
     """The environment variables that cap TensorFlow's, OpenMP's and the BLAS libraries' thread pools at `threads`;
     they take effect only in a process that sets them before those libraries start.
 
-    TensorFlow keeps two inter-op threads from 2 cores up: with one, ResNet50's independent ops (a block's shortcut
-    and branch) run one after the other, and a CPU training step of 16 windows takes ~25% longer (684 vs 540 ms,
-    measured side by side on 2 cores).
+    TensorFlow gets one inter-op thread while its oneDNN kernels are on (the default, set in rfcx/__init__.py):
+    oneDNN ops launched from two inter-op threads at once parallelise differently from one process to the next, and
+    the same training on 2 cores ended with weights differing by up to 1e-2 after 8 steps; with one, every process
+    gave identical weights (7 of 7), at about the same speed (0.87-0.96 s against 0.83-0.87 s per ResNet50 step).
+    With Eigen's kernels (``TF_ENABLE_ONEDNN_OPTS=0``) it keeps two from 2 cores up: with one, a block's shortcut and
+    branch run one after the other, and a step took ~25% longer (684 vs 540 ms, side by side on 2 cores).
     """
     pools = {variable: str(threads) for variable in
              ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-    return {**pools, "TF_NUM_INTEROP_THREADS": "2" if threads >= 2 else "1"}
+    inter_op = 2 if threads >= 2 and not onednn_enabled() else 1
+    return {**pools, "TF_NUM_INTEROP_THREADS": str(inter_op)}
+
+
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN kernels in this process (``TF_ENABLE_ONEDNN_OPTS``, which rfcx defaults to
+    on): any value but 0 or false, as TensorFlow reads it."""
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1").strip().lower() not in ("0", "false")
 
 
 def usable_cpu_count() -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -12,16 +14,31 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "OPENBLAS_NUM_T
                     "TF_NUM_INTEROP_THREADS")
 
 
-@pytest.mark.parametrize(("threads", "inter_op"), [(1, "1"), (2, "2"), (8, "2")])
-def test_a_job_uses_its_cores_with_two_inter_op_threads_from_two_cores_up(tmp_path, monkeypatch, threads, inter_op):
+@pytest.mark.parametrize(("threads", "onednn", "inter_op"),
+                         [(1, None, "1"), (2, None, "1"), (8, "1", "1"), (2, "0", "2"), (8, "false", "2"), (1, "0", "1")])
+def test_a_job_uses_its_cores_with_two_inter_op_threads_only_without_onednn(tmp_path, monkeypatch, threads, onednn,
+                                                                           inter_op):
     for variable in THREAD_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
+    if onednn is None:  # rfcx/__init__.py's default
+        monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    else:
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", onednn)
     with logged(tmp_path / "job.log", threads=threads):
         print("inside the job")
     assert {variable: os.environ[variable] for variable in THREAD_VARIABLES} == {
         "OMP_NUM_THREADS": str(threads), "TF_NUM_INTRAOP_THREADS": str(threads),
         "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": inter_op}
     assert (tmp_path / "job.log").read_text() == "inside the job\n"
+
+
+def test_importing_rfcx_turns_onednn_on_unless_the_user_chose(tmp_path):
+    probe = "import os, rfcx; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"
+    env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() == "1"
+    assert subprocess.run([sys.executable, "-c", probe], env={**env, "TF_ENABLE_ONEDNN_OPTS": "0"},
+                          capture_output=True, text=True, check=True).stdout.strip() == "0"
 
 
 def test_a_failing_job_keeps_its_traceback_in_the_log_and_names_the_log_on_the_console(tmp_path, capfd):
