@@ -127,15 +127,12 @@ def predict_oof_recordings(model_path: str | Path, data_dir: str | Path, folds_p
     a model the background between calls, where its false alarms arise; this is the cross-validated estimate of the
     competition's task, on training data only."""
     from rfcx.scoring import recording_truth
-    from rfcx.submission import pool_recordings
 
     dataset = load_dataset(data_dir, check_audio=False)
     folds = pd.read_parquet(folds_path)
     paths = {rid: dataset.train_path(rid) for rid in folds.recording_id[folds.fold == fold]}
-    per_window = sliding_scores(model_path, paths, features=features, window_seconds=window_seconds,
-                                hop_seconds=predict["hop_seconds"], batch_size=predict["batch_size"],
-                                what=f"fold {fold}'s train recordings")
-    pooled = pool_recordings(per_window, predict["pooling"])
+    _, pooled = whole_recording_scores(model_path, paths, features=features, window_seconds=window_seconds,
+                                       predict=predict, what=f"fold {fold}'s train recordings")
     truth = pd.DataFrame(recording_truth(dataset.tp, pooled.recording_id.to_numpy()), columns=list(TARGET_COLUMNS))
     scored = pd.concat([pooled[["recording_id"]].assign(fold=fold), truth, pooled[list(SPECIES_COLUMNS)]], axis=1)
     write_parquet(scored, out_path)
@@ -179,18 +176,28 @@ def sliding_scores(model_path: str | Path, paths: dict[str, Path], *, features: 
                                   progress=bar.update)
 
 
+def whole_recording_scores(model_path: str | Path, paths: dict[str, Path], *, features: dict[str, Any],
+                           window_seconds: float, predict: dict[str, Any], what: str
+                           ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Whole recordings scored as the submission scores them: sliding windows at ``predict.hop_seconds``, then
+    pooled per recording by ``predict.pooling``. One function for the test recordings and the held-out train
+    recordings, so the cross-validated recording-level score measures exactly what the submission does.
+    Returns (per-window scores, per-recording scores)."""
+    from rfcx.submission import pool_recordings
+
+    per_window = sliding_scores(model_path, paths, features=features, window_seconds=window_seconds,
+                                hop_seconds=predict["hop_seconds"], batch_size=predict["batch_size"], what=what)
+    return per_window, pool_recordings(per_window, predict["pooling"])
+
+
 def predict_test(model_path: str | Path, data_dir: str | Path, windows_out: str | Path, recordings_out: str | Path,
                  *, features: dict[str, Any], window_seconds: float, predict: dict[str, Any]) -> pd.DataFrame:
     """Sliding-window scores of every test recording with one fold's model: per window and pooled per recording."""
-    from rfcx.submission import pool_recordings
-
     dataset = load_dataset(data_dir, check_audio=False)
     paths = {rid: dataset.test_path(rid) for rid in dataset.test_ids}
-    per_window = sliding_scores(model_path, paths, features=features, window_seconds=window_seconds,
-                                hop_seconds=predict["hop_seconds"], batch_size=predict["batch_size"],
-                                what="test recordings")
+    per_window, pooled = whole_recording_scores(model_path, paths, features=features, window_seconds=window_seconds,
+                                                predict=predict, what="test recordings")
     write_parquet(per_window, windows_out)
-    pooled = pool_recordings(per_window, predict["pooling"])
     write_parquet(pooled, recordings_out)
     return pooled
 
