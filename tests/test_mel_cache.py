@@ -75,7 +75,10 @@ def test_a_stacked_cache_gives_each_row_its_own_span(cache, tmp_path) -> None:
                                   np.stack([other.read_spans(np.array([1]))[0], cache.read_spans(np.array([0]))[0]]))
     log_mel = build_front_end(FEATURES)
     mel = MelPowerCache(stacked, log_mel)
-    np.testing.assert_array_equal(mel.read(np.array([7]))["power"], MelPowerCache(other, log_mel).read([1])["power"])
+    # the same span's power, to rounding: built in other batches here and there, and oneDNN's matrix products
+    # block a batch by its size, so the last bit may differ (2.6e-7 relative); another span's power differs wholly
+    np.testing.assert_allclose(mel.read(np.array([7]))["power"], MelPowerCache(other, log_mel).read([1])["power"],
+                               rtol=1e-5, atol=0)
 
 
 def test_the_training_model_from_mel_power_computes_the_detectors_image_and_scores(tmp_path) -> None:
