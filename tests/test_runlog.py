@@ -14,8 +14,8 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "OPENBLAS_NUM_T
                     "TF_NUM_INTEROP_THREADS")
 
 
-@pytest.mark.parametrize(("threads", "onednn", "inter_op"),
-                         [(1, None, "1"), (2, None, "1"), (8, "1", "1"), (2, "0", "2"), (8, "false", "2"), (1, "0", "1")])
+@pytest.mark.parametrize(("threads", "onednn", "inter_op"), [
+    (1, None, "1"), (2, None, "1"), (8, "1", "1"), (2, "0", "2"), (8, "false", "2"), (1, "0", "1")])
 def test_a_job_uses_its_cores_with_two_inter_op_threads_only_without_onednn(tmp_path, monkeypatch, threads, onednn,
                                                                            inter_op):
     for variable in THREAD_VARIABLES:
@@ -32,7 +32,7 @@ def test_a_job_uses_its_cores_with_two_inter_op_threads_only_without_onednn(tmp_
     assert (tmp_path / "job.log").read_text() == "inside the job\n"
 
 
-def test_importing_rfcx_turns_onednn_on_unless_the_user_chose(tmp_path):
+def test_importing_rfcx_turns_onednn_on_unless_the_user_chose() -> None:
     probe = "import os, rfcx; print(os.environ['TF_ENABLE_ONEDNN_OPTS'])"
     env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
     assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
