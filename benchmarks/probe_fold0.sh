@@ -20,14 +20,18 @@ targets=(results/models/fold0/model.keras)
 "$python" -m snakemake "${targets[@]}" -s "$repo/Snakefile" --directory "$dir" --cores 2 \
     --configfile "$repo/config.yaml" "$dir/overrides.yaml" > "$dir/snakemake.log" 2>&1 \
     || { tail -n 20 "$dir/snakemake.log" >&2; echo "probe $name failed: see $dir/snakemake.log" >&2; exit 1; }
-"$python" - "$dir/results" "$data/test_truth.csv" "$name" <<'PY'
+"$python" - "$dir/results" "$data/test_truth.csv" "$name" "$repo/config.yaml" "$dir/overrides.yaml" <<'PY'
 import sys
 from pathlib import Path
 import pandas as pd
+import yaml
+from rfcx.config import load_config
 from rfcx.scoring import score_submission
 results, truth_path, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+config = load_config(sys.argv[4], yaml.safe_load(Path(sys.argv[5]).read_text()))
 history = pd.read_csv(results / "models/fold0/history.csv")
-best = history.loc[history["val_lwlrap"].idxmax()]
+full_size = history[history["epoch"] >= config["train"]["low_res_epochs"]]  # the epochs the kept model comes from
+best = full_size.loc[full_size["val_lwlrap"].idxmax()]
 line = (f"{name}: best val LWLRAP {best['val_lwlrap']:.4f} at epoch {int(best['epoch']) + 1} of {len(history)}, "
         f"train LWLRAP {best['lwlrap']:.4f}")
 if truth_path.exists():

@@ -38,9 +38,13 @@ def plot_per_species(scores: dict[str, Any], path: str | Path, title: str) -> No
     _save(figure, path)
 
 
-def plot_histories(histories: dict[int, pd.DataFrame], path: str | Path) -> None:
-    """Loss and LWLRAP per epoch for every fold, training (dashed) and validation (solid)."""
+def plot_histories(histories: dict[int, pd.DataFrame], path: str | Path, low_res_epochs: int = 0) -> None:
+    """Loss and LWLRAP per epoch for every fold, training (dashed) and validation (solid); the first
+    `low_res_epochs` (trained and validated on low-resolution images, never kept) shaded."""
     figure, (loss_axis, score_axis) = plt.subplots(1, 2, figsize=(11, 3.6))
+    if low_res_epochs:
+        for axis in (loss_axis, score_axis):
+            axis.axvspan(0.5, low_res_epochs + 0.5, color="#ddd", label="low resolution")
     for fold, history in sorted(histories.items()):
         epochs = history.epoch + 1
         line, = loss_axis.plot(epochs, history.val_loss, label=f"fold {fold}")

@@ -287,12 +287,12 @@ def ensemble(fold_paths: list[str | Path], data_dir: str | Path, submission_path
 
 
 
-def plot_training(history_paths: list[str | Path], figure_path: str | Path) -> None:
+def plot_training(history_paths: list[str | Path], figure_path: str | Path, low_res_epochs: int = 0) -> None:
     """Training curves (loss and LWLRAP, training and validation) of every fold in one figure."""
     from rfcx.plots import plot_histories
 
     histories = {int(Path(path).parent.name.removeprefix("fold")): pd.read_csv(path) for path in history_paths}
-    plot_histories(histories, figure_path)
+    plot_histories(histories, figure_path, low_res_epochs)
 
 
 def plot_augmentations(windows_path: str | Path, cache_path: str | Path, index_path: str | Path,

@@ -29,7 +29,7 @@ from rfcx.loader import FrameBoxes, WindowBatches, window_targets
 from rfcx.losses import MaskedBinaryCrossentropy, MaskedCategoricalCrossentropy
 from rfcx.mel_cache import MelPowerCache, mel_power_cache_blocker
 from rfcx.metrics import LWLRAP
-from rfcx.model import build_model, frame_count, training_model, window_samples
+from rfcx.model import build_model, frame_count, low_resolution_detector, training_model, window_samples
 from rfcx.pseudo import pseudo_targets
 from rfcx.windows import WINDOW_COLUMNS
 
@@ -87,6 +87,23 @@ class BestCheckpoint(keras.callbacks.Callback):
             staged(self.filepath).replace(self.filepath)
 
 
+class EpochSeeds(keras.callbacks.Callback):
+    """Reseeds every random generator inside the model (augmentations, dropout) from (seed, epoch) as each epoch
+    begins, so an epoch draws the same augmentations whether the run got there uninterrupted or resumed from a
+    backup: the generators' states are not among the weights BackupAndRestore writes, and carried on from wherever
+    the killed process left them, a resumed run ended with other weights than an uninterrupted one."""
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        states = [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
+        for index, state in enumerate(states):
+            start = seeded_rng(self.seed, epoch, index).integers(0, 2**31 - 1)
+            state.assign(np.array([start, 0], dtype=state.dtype))
+
+
 def run_fingerprint(config: dict[str, Any], fold: int) -> str:
     """Short hash of everything that defines this fold's run."""
     settings = {name: config[name] for name in RUN_SECTIONS} | {"fold": fold}
@@ -108,24 +125,56 @@ def learning_rate(train: dict[str, Any], steps_per_epoch: int) -> float | keras.
         warmup_target=peak if warmup else None, warmup_steps=warmup)
 
 
-def compile_model(model: keras.Model, config: dict[str, Any], steps_per_epoch: int) -> None:
-    """Adam, the masked loss matching the output (sigmoid: binary, softmax: categorical), LWLRAP as the metric."""
+def compile_model(model: keras.Model, config: dict[str, Any], steps_per_epoch: int,
+                  optimizer: keras.optimizers.Optimizer | None = None) -> keras.optimizers.Optimizer:
+    """Adam, the masked loss matching the output (sigmoid: binary, softmax: categorical), LWLRAP as the metric.
+    Pass the `optimizer` of an earlier phase of the same run (`training_phases`) to continue its moments and its
+    learning-rate schedule (which counts the optimizer's iterations); returns the optimizer."""
     loss = MaskedBinaryCrossentropy() if config["model"]["output"] == "sigmoid" else MaskedCategoricalCrossentropy()
     ema = config["train"]["ema_momentum"]
-    optimizer = keras.optimizers.Adam(learning_rate(config["train"], steps_per_epoch), use_ema=ema > 0,
-                                      ema_momentum=ema or 0.99)
+    optimizer = optimizer or keras.optimizers.Adam(learning_rate(config["train"], steps_per_epoch),
+                                                   use_ema=ema > 0, ema_momentum=ema or 0.99)
     model.compile(optimizer=optimizer, loss=loss, metrics=[LWLRAP()])
     # Adam's moments created now, eagerly: left to the first step (TensorFlow's fit), they are created inside the
     # traced step, which tf.function then traces a second time, and creating 440 variables there is slow too
     # (ResNet50 on 2 cores: ~50 s of a fold's start-up, ~20 s of it saved; same weights, same scores)
-    optimizer.build(model.trainable_variables)
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    return optimizer
 
 
-def best_logged(history: Path) -> float | None:
-    """Best val LWLRAP in an existing history file, if any."""
+@dataclass(frozen=True)
+class Phase:
+    """One `fit` of a fold's run: the training model it fits, up to which epoch, and its backup's folder name."""
+
+    name: str
+    model: keras.Model
+    end_epoch: int
+
+
+def training_phases(detector: keras.Model, config: dict[str, Any], from_mel_power: bool) -> list[Phase]:
+    """The fits of one fold's run, in order, every one training the detector's weights: with
+    ``train.low_res_epochs``, first that many epochs on images average-pooled by ``train.low_res_factor``
+    (progressive resizing: the early epochs learn coarse shapes at about half the cost per step on a CPU), then the
+    rest at full size; otherwise one fit at full size. Only full-size epochs are checkpointed."""
+    frame_loss_weight = config["model"]["frame_loss_weight"]
+    full = Phase("full", training_model(detector, frame_loss_weight, from_mel_power), config["train"]["epochs"])
+    low_res_epochs = config["train"]["low_res_epochs"]
+    if not low_res_epochs:
+        return [full]
+    if low_res_epochs >= full.end_epoch:
+        raise ValueError(f"train.low_res_epochs ({low_res_epochs}) must be below train.epochs ({full.end_epoch}): "
+                         "the kept model is chosen among full-size epochs")
+    low = low_resolution_detector(detector, config["train"]["low_res_factor"])
+    return [Phase("low_res", training_model(low, frame_loss_weight, from_mel_power), low_res_epochs), full]
+
+
+def best_logged(history: Path, from_epoch: int = 0) -> float | None:
+    """Best val LWLRAP in an existing history file from epoch `from_epoch` on (the full-size ones), if any."""
     if not history.exists() or history.stat().st_size == 0:
         return None
     logged = pd.read_csv(history)
+    logged = logged[logged.epoch >= from_epoch] if "epoch" in logged else logged
     return float(logged[MONITOR].max()) if MONITOR in logged and len(logged) else None
 
 
@@ -191,35 +240,48 @@ def _train_fold(windows: pd.DataFrame, cache: WaveformCache | StackedCache, conf
     stages = build_augmentations(config["augment"], features=features, seed=config["seed"] + fold)
     detector = build_model(features, config["model"], config["windows"]["window_seconds"], stages)
     from_mel_power = config["train"]["mel_power_cache"] and mel_power_cache_allowed(stages)
-    model = training_model(detector, config["model"]["frame_loss_weight"], from_mel_power)
+    phases = training_phases(detector, config, from_mel_power)
     # the same layers as an uncompiled model: saving it writes the weights without the optimizer's state
     exported = keras.Model(detector.inputs, detector.outputs, name=detector.name)
     if from_mel_power:
         cache = mel_power_cache(cache, detector)
     train, validation = fold_datasets(windows, cache, config, fold, stages.host, stages.batch, frame_count(detector),
                                       pad_to_batch=config["train"]["distribution"] != "none", pseudo=pseudo)
-    compile_model(model, config, len(train))
+    optimizer = None
+    for phase in phases:
+        optimizer = compile_model(phase.model, config, len(train), optimizer)
 
     backup = paths.backup(run_fingerprint(config, fold))
-    resuming = (backup / "training_metadata.json").exists()
-    if resuming:
-        train.epoch = json.loads((backup / "training_metadata.json").read_text())["epoch"]
+    started = [index for index, phase in enumerate(phases) if (backup / phase.name / "training_metadata.json").exists()]
+    resuming = bool(started)
+    if resuming:  # continue in the latest phase that had begun, where its backup left off
+        train.epoch = json.loads((backup / phases[started[-1]].name / "training_metadata.json").read_text())["epoch"]
         train.order = train._order_for(train.epoch)
     else:
         for stale in (paths.history, paths.best, staged(paths.best)):
             stale.unlink(missing_ok=True)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True),  # raw weights, EMA in the optimizer
-        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config["train"]["ema_momentum"] else []),
-        BestCheckpoint(exported, paths.best, best_logged(paths.history) if resuming else None),
-        keras.callbacks.CSVLogger(str(paths.history), append=resuming),
-        *(extra_callbacks or []),
-    ]
-    if config["train"]["early_stopping_patience"]:
-        callbacks.append(keras.callbacks.EarlyStopping(MONITOR, mode="max", restore_best_weights=False,
-                                                       patience=config["train"]["early_stopping_patience"]))
-    model.fit(train, validation_data=validation, epochs=config["train"]["epochs"], callbacks=callbacks,
-              verbose=1 if sys.stderr.isatty() else 2)
+    first_full_epoch = phases[-2].end_epoch if len(phases) > 1 else 0
+    first = started[-1] if started else 0
+    for index in range(first, len(phases)):
+        phase, final = phases[index], index == len(phases) - 1
+        callbacks = [
+            EpochSeeds(config["seed"] + fold),
+            # raw weights, EMA in the optimizer; an earlier phase's backup stays until the run ends, so a kill
+            # between phases resumes after it
+            keras.callbacks.BackupAndRestore(str(backup / phase.name), double_checkpoint=True,
+                                             delete_checkpoint=final),
+            *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config["train"]["ema_momentum"] else []),
+            *([BestCheckpoint(exported, paths.best, best_logged(paths.history, first_full_epoch) if resuming
+                              else None)] if final else []),
+            keras.callbacks.CSVLogger(str(paths.history), append=resuming or index > first),
+            *(extra_callbacks or []),
+        ]
+        if final and config["train"]["early_stopping_patience"]:
+            callbacks.append(keras.callbacks.EarlyStopping(MONITOR, mode="max", restore_best_weights=False,
+                                                           patience=config["train"]["early_stopping_patience"]))
+        phase.model.fit(train, validation_data=validation, initial_epoch=phases[index - 1].end_epoch if index else 0,
+                        epochs=phase.end_epoch, callbacks=callbacks, shuffle=False,  # WindowBatches shuffles, seeded
+                        verbose=1 if sys.stderr.isatty() else 2)
     # keep only the waveform -> clip scores detector with the best weights, without the optimizer's state: a third
     # of a compiled model's size (ResNet50: ~100 MB instead of 309 MB), and quicker to load for prediction
     exported.load_weights(str(paths.best))

@@ -117,3 +117,23 @@ def test_noise_gate_leaves_a_window_of_background_blank_and_keeps_the_call():
     assert np.mean(noise_only == 0) > 0.97
     assert with_tone.max() > 1.0  # the tone stands > 26 dB above its band's floor
 
+
+
+@pytest.mark.parametrize("factor", [(2, 2), (1, 2)])
+def test_the_low_resolution_detector_shares_every_weight_and_feeds_the_backbone_the_pooled_image(factor) -> None:
+    from rfcx.model import low_resolution_detector
+
+    config = load_config(None, {"features": {"n_mels": 32, "frames": 32},
+                                "model": {"backbone": "resnet18", "dense_units": 32}})
+    detector = build_model(config["features"], config["model"], window_seconds=1.0)
+    low = low_resolution_detector(detector, factor)
+    assert [id(weight) for weight in low.weights] == [id(weight) for weight in detector.weights]
+    backbone = next(layer for layer in detector.layers if isinstance(layer, keras.Model))
+    image = detector.layers[detector.layers.index(backbone) - 1].output
+    audio = np.random.default_rng(0).normal(size=(2, 48_000)).astype("float32") * 0.1
+    full = np.asarray(keras.Model(detector.input, image).predict_on_batch(audio))
+    pooled = np.asarray(keras.Model(low.input, low.get_layer("low_resolution").output).predict_on_batch(audio))
+    assert pooled.shape == (2, 32 // factor[0], 32 // factor[1], full.shape[-1])
+    expected = full.reshape(2, 32 // factor[0], factor[0], 32 // factor[1], factor[1], -1).mean(axis=(2, 4))
+    np.testing.assert_allclose(pooled, expected, rtol=1e-5, atol=1e-6)
+    assert low.predict_on_batch(audio).shape == detector.predict_on_batch(audio).shape == (2, 24)

@@ -47,3 +47,10 @@ def test_a_failing_job_keeps_its_traceback_in_the_log_and_names_the_log_on_the_c
     assert "Traceback" in (tmp_path / "logs" / "job.log").read_text()
     console = capfd.readouterr().err  # written to sys.__stderr__, past redirect_stderr
     assert "ValueError: bad row" in console and str(tmp_path / "logs" / "job.log") in console
+
+
+def test_model_jobs_take_half_the_cores_on_cpus_so_two_run_side_by_side_and_their_own_count_with_a_gpu() -> None:
+    from rfcx.runlog import model_job_threads
+
+    assert [model_job_threads(cores, 0, gpu_threads=8) for cores in (1, 2, 3, 8)] == [1, 1, 1, 4]
+    assert model_job_threads(2, 1, gpu_threads=8) == 8  # Snakemake caps it at --cores

@@ -133,7 +133,7 @@ def test_a_killed_run_resumes_at_the_next_epoch_with_the_same_best_checkpoint_lo
     with pytest.raises(KeyboardInterrupt):
         train_fold(windows, cache, config, fold=1, out_dir=tmp_path, extra_callbacks=[StopAtEpoch(1, first)])
     assert first == [0]
-    assert (tmp_path / "backup" / run_fingerprint(config, 1) / "training_metadata.json").exists()
+    assert (tmp_path / "backup" / run_fingerprint(config, 1) / "full" / "training_metadata.json").exists()
     assert len(pd.read_csv(tmp_path / "history.csv")) == 1
     best_after_epoch_0 = pd.read_csv(tmp_path / "history.csv").val_lwlrap.max()
 
@@ -222,3 +222,56 @@ def test_with_a_weight_average_the_checkpoint_holds_the_average_not_the_raw_weig
     # equal up to rounding: TensorFlow swaps in place by adding and subtracting
     np.testing.assert_allclose(saved, final.average, rtol=1e-6, atol=1e-7)
     assert not np.allclose(saved, final.raw)  # 3 steps of Adam moved the raw weights away from their average
+
+
+class ModelPerEpoch(keras.callbacks.Callback):
+    """Records which training model ran each epoch and the image height its backbone saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ran: list[tuple[int, str]] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.ran.append((epoch, self.model.name))
+
+
+def test_low_resolution_epochs_come_first_then_full_size_and_a_kill_between_them_resumes_after_them(
+        windows_and_cache, tmp_path):
+    windows, cache = windows_and_cache
+    config = small_config(LIGHT, epochs=3, low_res_epochs=2)
+    whole = ModelPerEpoch()
+    uninterrupted = train_fold(windows, cache, config, fold=1, out_dir=tmp_path / "whole", extra_callbacks=[whole])
+    assert [epoch for epoch, _ in whole.ran] == [0, 1, 2]
+    assert [name.endswith("_low_res") for _, name in whole.ran] == [True, True, False]
+    # the saved detector is the full-size one: its backbone sees the 32 x 32 image, not 16 x 16
+    detector = load_detector(tmp_path / "whole" / "model.keras")
+    backbone = next(layer for layer in detector.layers if isinstance(layer, keras.Model))
+    assert detector.get_layer(index=detector.layers.index(backbone) - 1).output.shape[1:3] == (32, 32)
+
+    killed: list[int] = []
+    with pytest.raises(KeyboardInterrupt):  # killed as the full-size phase starts
+        train_fold(windows, cache, config, fold=1, out_dir=tmp_path / "resumed",
+                   extra_callbacks=[StopAtEpoch(2, killed)])
+    assert killed == [0, 1]
+    resumed = ModelPerEpoch()
+    history = train_fold(windows, cache, config, fold=1, out_dir=tmp_path / "resumed", extra_callbacks=[resumed])
+    assert resumed.ran == [(2, whole.ran[2][1])]  # the low-resolution epochs are not run again
+    pd.testing.assert_frame_equal(history, uninterrupted)  # and the run ends exactly as one that was never killed
+
+
+def test_the_kept_model_is_the_best_full_size_epoch_whatever_the_low_resolution_epochs_scored(tmp_path) -> None:
+    from rfcx.train import best_logged
+
+    history = tmp_path / "history.csv"
+    pd.DataFrame({"epoch": [0, 1, 2, 3], "val_lwlrap": [0.9, 0.95, 0.6, 0.7]}).to_csv(history, index=False)
+    assert best_logged(history) == 0.95
+    assert best_logged(history, from_epoch=2) == 0.7
+
+
+def test_low_resolution_epochs_must_leave_a_full_size_epoch_and_need_the_reference_head(windows_and_cache, tmp_path):
+    windows, cache = windows_and_cache
+    with pytest.raises(ValueError, match="low_res_epochs .* must be below train.epochs"):
+        train_fold(windows, cache, small_config(LIGHT, epochs=2, low_res_epochs=2), fold=0, out_dir=tmp_path)
+    sed = load_config(None, {**small_config(LIGHT, low_res_epochs=1), "model": {"backbone": LIGHT, "head": "sed"}})
+    with pytest.raises(ValueError, match="needs model.head: reference"):
+        train_fold(windows, cache, sed, fold=0, out_dir=tmp_path)

@@ -277,7 +277,10 @@ def main() -> int:
 
         seconds = run([*snakemake, "--workflow-profile", str(profile)], remote, cluster.env, root / "slurm.log")
         say(f"cluster run finished in {seconds:.0f} s")
-        seconds = run([*snakemake, "--cores", str(cpus)], local, os.environ.copy(), root / "local.log")
+        # each job on as many threads as on the cluster: a fold trained on another thread count rounds differently
+        threads = yaml.safe_load((profile / "config.yaml").read_text())["set-threads"]
+        same_threads = ["--set-threads", *(f"{rule}={count}" for rule, count in threads.items())]
+        seconds = run([*snakemake, "--cores", str(cpus), *same_threads], local, os.environ.copy(), root / "local.log")
         say(f"local run finished in {seconds:.0f} s")
 
         failures = []

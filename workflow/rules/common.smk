@@ -3,6 +3,8 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from rfcx.runlog import model_job_threads
+
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -17,6 +19,9 @@ DATA = (
 RESULTS = config["results_dir"]
 FOLDS = list(range(config["folds"]["n_folds"]))
 GPU = 1 if config["resources"]["gpu"] else 0
+# threads of a fold's training and of a prediction job: half the cores on CPUs (two side by side), or these with a GPU
+TRAIN_THREADS = model_job_threads(workflow.cores, GPU, gpu_threads=8)
+PREDICT_THREADS = model_job_threads(workflow.cores, GPU, gpu_threads=4)
 CSV_FILES = ["train_tp.csv", "train_fp.csv", "sample_submission.csv"]
 
 

@@ -20,7 +20,7 @@ if config["detect"]["input_dir"]:
             batch_size=config["predict"]["batch_size"],
         resources:
             gpu=GPU,
-        threads: 4
+        threads: PREDICT_THREADS
         conda:
             "../envs/rfcx.yaml"
         log:

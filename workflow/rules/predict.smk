@@ -17,7 +17,7 @@ rule predict_oof:
         crop_shifts_seconds=config["predict"]["oof_crop_shifts_seconds"],
     resources:
         gpu=GPU,
-    threads: 4
+    threads: PREDICT_THREADS
     conda:
         "../envs/rfcx.yaml"
     log:
@@ -41,7 +41,7 @@ rule predict_oof_recordings:
         predict=SLIDING,
     resources:
         gpu=GPU,
-    threads: 4
+    threads: PREDICT_THREADS
     conda:
         "../envs/rfcx.yaml"
     log:
@@ -118,7 +118,7 @@ rule predict_test:
         predict=SLIDING,
     resources:
         gpu=GPU,
-    threads: 4
+    threads: PREDICT_THREADS
     conda:
         "../envs/rfcx.yaml"
     log:

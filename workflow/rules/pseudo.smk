@@ -19,7 +19,7 @@ if PSEUDO:
             batch_size=config["predict"]["batch_size"],
         resources:
             gpu=GPU,
-        threads: 4
+        threads: PREDICT_THREADS
         conda:
             "../envs/rfcx.yaml"
         log:

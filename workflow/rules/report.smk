@@ -11,6 +11,8 @@ rule plot_training:
             category="Training",
             labels={"figure": "training curves"},
         ),
+    params:
+        low_res_epochs=config["train"]["low_res_epochs"],
     conda:
         "../envs/rfcx.yaml"
     log:

@@ -14,7 +14,7 @@ rule train:
         run=run_settings(),
     resources:
         gpu=GPU,
-    threads: 8
+    threads: TRAIN_THREADS
     conda:
         "../envs/rfcx.yaml"
     log:
