@@ -54,3 +54,12 @@ def test_model_jobs_take_half_the_cores_on_cpus_so_two_run_side_by_side_and_thei
 
     assert [model_job_threads(cores, 0, gpu_threads=8) for cores in (1, 2, 3, 8)] == [1, 1, 1, 4]
     assert model_job_threads(2, 1, gpu_threads=8) == 8  # Snakemake caps it at --cores
+
+
+def test_folds_train_in_pairs_on_half_the_cores_and_an_odd_last_fold_on_all_of_them() -> None:
+    from rfcx.runlog import training_threads
+
+    assert [training_threads(2, 0, 8, fold, 3) for fold in range(3)] == [1, 1, 2]
+    assert [training_threads(8, 0, 8, fold, 5) for fold in range(5)] == [4, 4, 4, 4, 8]
+    assert [training_threads(8, 0, 8, fold, 4) for fold in range(4)] == [4, 4, 4, 4]
+    assert [training_threads(2, 1, 8, fold, 3) for fold in range(3)] == [8, 8, 8]

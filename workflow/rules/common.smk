@@ -3,7 +3,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from rfcx.runlog import model_job_threads
+from rfcx.runlog import model_job_threads, training_threads
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -19,9 +19,14 @@ DATA = (
 RESULTS = config["results_dir"]
 FOLDS = list(range(config["folds"]["n_folds"]))
 GPU = 1 if config["resources"]["gpu"] else 0
-# threads of a fold's training and of a prediction job: half the cores on CPUs (two side by side), or these with a GPU
-TRAIN_THREADS = model_job_threads(workflow.cores, GPU, gpu_threads=8)
+# threads of a prediction job: half the cores on CPUs (two side by side), or 4 with a GPU
 PREDICT_THREADS = model_job_threads(workflow.cores, GPU, gpu_threads=4)
+
+
+def train_threads(wildcards):
+    """Threads of a fold's training: folds in pairs on half the cores each, an odd last fold on all (CPUs only);
+    8 with a GPU."""
+    return training_threads(workflow.cores, GPU, 8, int(wildcards.fold), len(FOLDS))
 CSV_FILES = ["train_tp.csv", "train_fp.csv", "sample_submission.csv"]
 
 

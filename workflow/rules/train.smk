@@ -14,7 +14,8 @@ rule train:
         run=run_settings(),
     resources:
         gpu=GPU,
-    threads: TRAIN_THREADS
+    threads: train_threads
+    priority: 1  # a fold starts before predictions when it can: they can fill a core it leaves
     conda:
         "../envs/rfcx.yaml"
     log:
