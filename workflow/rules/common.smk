@@ -21,13 +21,13 @@ FOLDS = list(range(config["folds"]["n_folds"]))
 GPU = 1 if config["resources"]["gpu"] else 0
 # threads of a prediction job: half the cores on CPUs (two side by side), or 4 with a GPU
 PREDICT_THREADS = model_job_threads(workflow.cores, GPU, gpu_threads=4)
+CSV_FILES = ["train_tp.csv", "train_fp.csv", "sample_submission.csv"]
 
 
 def train_threads(wildcards):
     """Threads of a fold's training: folds in pairs on half the cores each, an odd last fold on all (CPUs only);
     8 with a GPU."""
     return training_threads(workflow.cores, GPU, 8, int(wildcards.fold), len(FOLDS))
-CSV_FILES = ["train_tp.csv", "train_fp.csv", "sample_submission.csv"]
 
 
 wildcard_constraints:
