@@ -31,7 +31,8 @@ def test_zero_initialised_residual_branches_make_every_identity_block_pass_its_i
     backbone = backbone_of(zero_init_residual, name)
     block_outputs, branch_end, blocks, projection = RESNETS[name]
     probe = keras.Model(backbone.input, [backbone.get_layer(output).output for output in block_outputs])
-    image = np.random.default_rng(0).uniform(size=(2, *backbone.input.shape[1:])).astype("float32")
+    # the detector's 32 x 32 image (the backbone itself takes any size)
+    image = np.random.default_rng(0).uniform(size=(2, 32, 32, backbone.input.shape[-1])).astype("float32")
     outputs = [keras.ops.convert_to_numpy(x) for x in probe(image, training=False)]
     # each later block's input is the previous block's output (after its ReLU, so non-negative): with a zero branch,
     # relu(x + 0) = x; with the default initialisation the branch adds something
