@@ -91,7 +91,8 @@ class EpochSeeds(keras.callbacks.Callback):
     """Reseeds every random generator inside the model (augmentations, dropout) from (seed, epoch) as each epoch
     begins, so an epoch draws the same augmentations whether the run got there uninterrupted or resumed from a
     backup: the generators' states are not among the weights BackupAndRestore writes, and carried on from wherever
-    the killed process left them, a resumed run ended with other weights than an uninterrupted one."""
+    the killed process left them, a resumed run ended with other weights than an uninterrupted one. (Checked
+    exact on TensorFlow; on JAX a resumed run still differs, benchmarks/PROBES.md, fourteenth round.)"""
 
     def __init__(self, seed: int):
         super().__init__()
