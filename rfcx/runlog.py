@@ -45,7 +45,8 @@ def model_job_threads(cores: int, gpus: int, gpu_threads: int) -> int:
 def training_threads(cores: int, gpus: int, gpu_threads: int, fold: int, n_folds: int) -> int:
     """Threads of fold `fold`'s training: on CPUs the folds train in pairs on half the cores each
     (`model_job_threads`), and the last fold of an odd count, which has no partner, on all of them, so it does not
-    run alone on half the machine (on 2 cores, the demo's third fold trained for ~11 min on one thread, ~7 on two)."""
+    run alone on half the machine (on 2 cores, the 3-fold demo's third fold trained for ~11 min on one thread, ~7 on
+    two)."""
     if not gpus and n_folds % 2 and fold == n_folds - 1:
         return max(1, cores)
     return model_job_threads(cores, gpus, gpu_threads)
