@@ -34,12 +34,18 @@ def test_the_shipped_configs_validate(path: str) -> None:
     assert config["folds"]["n_folds"] >= 2
 
 
-def test_the_kaggle_config_over_the_demo_config_trains_five_folds_on_the_gpu() -> None:
+def test_the_kaggle_config_sets_its_own_folds_and_training_budget() -> None:
     """`snakemake --configfile config/kaggle.yaml` merges it over config.yaml (the Snakefile's `configfile:`), so
-    whatever it leaves out comes from the demo's settings: the fold count must not be one of those."""
-    config = load_config(REPO / "config.yaml", yaml.safe_load((REPO / "config" / "kaggle.yaml").read_text()))
+    whatever it leaves out comes from the demo's settings: the fold count and the training budget, sized for 2 CPU
+    cores, must not be among those."""
+    kaggle = yaml.safe_load((REPO / "config" / "kaggle.yaml").read_text())
+    for section, option in [("folds", "n_folds"), ("train", "epochs"), ("train", "steps_per_epoch"),
+                            ("train", "batch_size"), ("train", "learning_rate")]:
+        assert option in kaggle.get(section, {}), f"{section}.{option} would come from the demo's config.yaml"
+    config = load_config(REPO / "config.yaml", kaggle)
     assert config["folds"]["n_folds"] == 5
     assert config["resources"]["gpu"] is True and config["train"]["epochs"] == 40
+    assert config["train"]["steps_per_epoch"] == 0  # one pass over the real data's windows per epoch
 
 
 def test_an_unknown_or_wrong_option_is_named() -> None:
