@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from rfcx.cache import StackedCache, WaveformCache
+from rfcx.confuser_mix import ConfuserMix
 from rfcx.constants import N_SPECIES
 from rfcx.mel_cache import MelPowerCache
 from rfcx.windows import label_matrix
@@ -122,7 +123,8 @@ class WindowBatches(keras.utils.PyDataset):
     The inputs are the cache's: waveforms from a waveform cache, {"power", "signal_power"} from a mel-power cache
     (``rfcx.mel_cache``, whose crops start on the hop grid). With `frame_boxes` (frame-wise training of the SED head)
     they are a dict with "frame_targets" too, following each crop's actual start. `batch_transform` (Mixup) mixes
-    waveforms and targets of a training batch.
+    waveforms and targets of a training batch; `confusers` adds fp-centred windows to training examples
+    (``rfcx.confuser_mix``).
     """
 
     def __init__(self, cache: WaveformCache | StackedCache | MelPowerCache, rows: np.ndarray, targets: np.ndarray,
@@ -130,7 +132,7 @@ class WindowBatches(keras.utils.PyDataset):
                  shuffle: bool = False, seed: int = 0, jitter_samples: int = 0,
                  host_transform: HostTransform | None = None, max_batches: int = 0,
                  frame_boxes: FrameBoxes | None = None, batch_transform: BatchTransform | None = None,
-                 pad_to_batch: bool = False, **kwargs):
+                 confusers: ConfuserMix | None = None, pad_to_batch: bool = False, **kwargs):
         super().__init__(**kwargs)
         if len(rows) != len(targets):
             raise ValueError(f"{len(rows)} rows but {len(targets)} targets")
@@ -147,7 +149,10 @@ class WindowBatches(keras.utils.PyDataset):
         self.max_batches = max_batches
         if frame_boxes is not None and len(frame_boxes.species) != len(self.rows):
             raise ValueError(f"{len(self.rows)} rows but boxes for {len(frame_boxes.species)}")
+        if frame_boxes is not None and confusers is not None:
+            raise ValueError("confuser mixing does not follow frame-wise targets (model.head: sed)")
         self.frame_boxes = frame_boxes
+        self.confusers = confusers
         self.batch_transform = batch_transform
         self.pad_to_batch = pad_to_batch
         self.epoch = 0
@@ -178,10 +183,12 @@ class WindowBatches(keras.utils.PyDataset):
         inputs = self.cache.read(self.rows[picked], jitter)
         if not isinstance(inputs, dict):  # a waveform cache; a mel-power cache gives {"power", "signal_power"}
             inputs = {"waveform": inputs}
+        targets = [self.targets[picked]]
+        if self.shuffle and self.confusers is not None:
+            inputs, targets[0] = self.confusers(self.cache, inputs, targets[0], rng)
         if self.host_transform is not None:
             inputs["waveform"] = np.stack([self.host_transform(clip, rng)
                                            for clip in inputs["waveform"]]).astype(np.float32)
-        targets = [self.targets[picked]]
         if self.frame_boxes is not None:
             shift = self.crop_shift(self.rows[picked], jitter) / self.cache_rate()
             targets.append(self.frame_boxes.targets(picked, shift))

@@ -99,14 +99,15 @@ def train(windows_path: str | Path, cache_path: str | Path, index_path: str | Pa
 def predict_oof(model_path: str | Path, windows_path: str | Path, cache_path: str | Path, index_path: str | Path,
                 oof_path: str | Path, *, fold: int, features: dict[str, Any], window_seconds: float,
                 batch_size: int, crop_shifts_seconds: list[float] | tuple[float, ...] = (0.0,)) -> pd.DataFrame:
-    """Score fold `fold`'s validation windows with that fold's model; write window, fold, truth t* and scores s*.
+    """Score fold `fold`'s validation windows (those centred on a tp call) with that fold's model; write window, fold,
+    truth t* and scores s*.
     Each window's score is the mean over crops shifted by `crop_shifts_seconds` (see predict_cached_windows)."""
     from rfcx.predict import predict_cached_windows
     from rfcx.train import load_detector
     from rfcx.windows import label_matrix
 
     windows = pd.read_parquet(windows_path)
-    held_out = windows[windows.fold == fold]
+    held_out = windows[(windows.fold == fold) & (windows.source != "fp")]  # the calls, as training validates on
     cache = open_cache(cache_path, index_path, features, window_seconds)
     shifts = [int(round(shift * features["sample_rate"])) for shift in crop_shifts_seconds]
     scores = predict_cached_windows(load_detector(model_path), cache, held_out.window_id.to_numpy(), batch_size,

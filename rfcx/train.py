@@ -25,6 +25,7 @@ import pandas as pd
 from rfcx.augment import AugmentationStages, build_augmentations
 from rfcx.backend import backend_summary, choose_precision, distribution_scope, make_deterministic
 from rfcx.cache import StackedCache, WaveformCache
+from rfcx.confuser_mix import ConfuserMix
 from rfcx.loader import FrameBoxes, WindowBatches, window_targets
 from rfcx.losses import MaskedBinaryCrossentropy, MaskedCategoricalCrossentropy
 from rfcx.mel_cache import MelPowerCache, mel_power_cache_blocker
@@ -185,10 +186,17 @@ def fold_datasets(windows: pd.DataFrame, cache: WaveformCache | StackedCache, co
     """Training batches (shuffled, jittered, other folds; `batch_transform` = Mixup) and validation batches (fold
     `fold`, as is). With `n_frames` (the sed head) each batch also carries frame-wise targets from the boxes.
     `pseudo` (stage 2): pseudo-labelled windows (rfcx.pseudo) trained on beside the other folds' windows, never
-    validated on, so validation scores stay comparable with stage 1."""
+    validated on, so validation scores stay comparable with stage 1. Windows centred on fp boxes
+    (windows.fp_window_fraction) are never validated on either, for the same reason; with train.confuser_mix they are
+    mixed into the training windows (rfcx.confuser_mix) instead of trained on alone."""
     train_cfg = config["train"]
-    is_val = windows.fold.to_numpy() == fold
-    if not is_val.any() or is_val.all():
+    in_fold = windows.fold.to_numpy() == fold
+    centred_on_fp = windows.source.to_numpy() == "fp"
+    # validated on the calls alone: the windows an fp_window_fraction adds would make the score depend on it
+    is_val = in_fold & ~centred_on_fp
+    mixing = train_cfg["confuser_mix"]["p"] > 0
+    is_train = ~in_fold & ~(centred_on_fp & mixing)  # with confuser mixing, fp-centred windows are partners only
+    if not is_val.any() or not is_train.any():
         raise ValueError(f"fold {fold} leaves no training or no validation windows")
     targets = window_targets(windows, train_cfg["unlabelled"], train_cfg["labels"])
     validation_targets = window_targets(windows, "negative")
@@ -199,18 +207,29 @@ def fold_datasets(windows: pd.DataFrame, cache: WaveformCache | StackedCache, co
         extra = pseudo_targets(pseudo)
         targets, validation_targets = (np.concatenate([both, extra]) for both in (targets, validation_targets))
         is_val = np.concatenate([is_val, np.zeros(len(pseudo), dtype=bool)])
+        is_train = np.concatenate([is_train, np.ones(len(pseudo), dtype=bool)])
+        in_fold, centred_on_fp = (np.concatenate([both, np.zeros(len(pseudo), dtype=bool)])
+                                  for both in (in_fold, centred_on_fp))
     boxes = {True: None, False: None}
     if n_frames:
         every = FrameBoxes.from_windows(windows, config["windows"]["window_seconds"], n_frames)
-        boxes = {True: every.subset(np.flatnonzero(is_val)), False: every.subset(np.flatnonzero(~is_val))}
+        boxes = {True: every.subset(np.flatnonzero(is_val)), False: every.subset(np.flatnonzero(is_train))}
     rate = config["features"]["sample_rate"]
     jitter = int(min(train_cfg["random_crop_seconds"], config["windows"]["margin_seconds"]) * rate)
     loader = {"workers": max(train_cfg["workers"], 1), "use_multiprocessing": False, "pad_to_batch": pad_to_batch}
     rows = windows.window_id.to_numpy()
-    train = WindowBatches(cache, rows[~is_val], targets[~is_val], train_cfg["batch_size"], shuffle=True,
+    confusers = None
+    partners = ~in_fold & centred_on_fp
+    if mixing and not partners.any():  # e.g. a dataset without train_fp rows: the default config still trains
+        print(f"fold {fold}: no fp-centred windows in the training folds (windows.fp_window_fraction "
+              f"{config['windows']['fp_window_fraction']}), so no confuser mixing", file=sys.stderr)
+    elif mixing:
+        mix = train_cfg["confuser_mix"]
+        confusers = ConfuserMix(rows[partners], targets[partners], mix["p"], tuple(mix["gain_db"]), jitter)
+    train = WindowBatches(cache, rows[is_train], targets[is_train], train_cfg["batch_size"], shuffle=True,
                           seed=config["seed"] + fold, jitter_samples=jitter, host_transform=host_transform,
                           max_batches=train_cfg["steps_per_epoch"], frame_boxes=boxes[False],
-                          batch_transform=batch_transform, **loader)
+                          batch_transform=batch_transform, confusers=confusers, **loader)
     validation = WindowBatches(cache, rows[is_val], validation_targets[is_val], train_cfg["batch_size"],
                                frame_boxes=boxes[True], **loader)
     return train, validation

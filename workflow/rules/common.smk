@@ -66,7 +66,8 @@ def workdir_path(path):
     return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
 
-MODEL_CODE = ["model", "features", "augment", "losses", "metrics", "loader", "cache", "mel_cache", "train", "backend"]
+MODEL_CODE = ["model", "features", "augment", "losses", "metrics", "loader", "cache", "mel_cache", "train", "backend",
+              "confuser_mix"]
 
 
 PSEUDO = config["pseudo_label"]["enabled"]
