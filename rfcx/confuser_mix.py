@@ -19,7 +19,7 @@ are then partners only: never standalone training examples, and (like every fp-c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -57,10 +57,12 @@ class ConfuserMix:
         if len(self.rows) != len(self.targets):
             raise ValueError(f"confuser mix: {len(self.rows)} rows but {len(self.targets)} targets")
 
-    def __call__(self, cache: Any, inputs: dict[str, np.ndarray], targets: np.ndarray,
+    def __call__(self, read: Callable[[np.ndarray, np.ndarray | None], dict[str, np.ndarray]],
+                 inputs: dict[str, np.ndarray], targets: np.ndarray,
                  rng: np.random.Generator) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """Mix confusers read from `cache` into a batch: `inputs` {"waveform"} or {"power", "signal_power"}, `targets`
-        (n, 24). Returns new arrays; the ones passed in are not modified."""
+        """Mix confusers into a batch: `inputs` {"waveform"} or {"power", "signal_power"}, `targets` (n, 24); `read`
+        gives the same inputs for cache rows and crop jitters (``WindowBatches.read``). Returns new arrays; the ones
+        passed in are not modified."""
         n = len(targets)
         picked = np.flatnonzero(rng.random(n) < self.p)
         partner = rng.integers(len(self.rows), size=len(picked))
@@ -69,15 +71,11 @@ class ConfuserMix:
                   if self.jitter_samples else None)
         if not len(picked):
             return inputs, targets
-        confuser = cache.read(self.rows[partner], jitter)
+        confuser = read(self.rows[partner], jitter)
         mixed = {name: array.copy() for name, array in inputs.items()}
-        if "waveform" in inputs:
-            waveform = confuser if isinstance(confuser, np.ndarray) else confuser["waveform"]
-            mixed["waveform"][picked] += (np.sqrt(gain)[:, None] * waveform).astype(np.float32)
-        else:
-            for name in ("power", "signal_power"):
-                shape = (len(picked),) + (1,) * (confuser[name].ndim - 1)
-                mixed[name][picked] += (gain.reshape(shape) * confuser[name]).astype(np.float32)
+        for name, array in mixed.items():
+            scale = np.sqrt(gain) if name == "waveform" else gain  # samples scale by amplitude, powers by power
+            array[picked] += (scale.reshape((-1,) + (1,) * (array.ndim - 1)) * confuser[name]).astype(np.float32)
         mixed_targets = targets.copy()
         mixed_targets[picked] = mix_targets(targets[picked], self.targets[partner])
         return mixed, mixed_targets

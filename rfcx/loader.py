@@ -180,12 +180,10 @@ class WindowBatches(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         if self.shuffle and self.jitter_samples:
             jitter = rng.integers(-self.jitter_samples, self.jitter_samples + 1, size=len(picked))
-        inputs = self.cache.read(self.rows[picked], jitter)
-        if not isinstance(inputs, dict):  # a waveform cache; a mel-power cache gives {"power", "signal_power"}
-            inputs = {"waveform": inputs}
+        inputs = self.read(self.rows[picked], jitter)
         targets = [self.targets[picked]]
         if self.shuffle and self.confusers is not None:
-            inputs, targets[0] = self.confusers(self.cache, inputs, targets[0], rng)
+            inputs, targets[0] = self.confusers(self.read, inputs, targets[0], rng)
         if self.host_transform is not None:
             inputs["waveform"] = np.stack([self.host_transform(clip, rng)
                                            for clip in inputs["waveform"]]).astype(np.float32)
@@ -199,6 +197,12 @@ class WindowBatches(keras.utils.PyDataset):
         if self.frame_boxes is not None:
             inputs["frame_targets"] = targets[1]
         return (inputs["waveform"] if list(inputs) == ["waveform"] else inputs), targets[0]
+
+    def read(self, rows: np.ndarray, jitter: np.ndarray | None) -> dict[str, np.ndarray]:
+        """The model inputs of cache rows cropped at `jitter`: {"waveform"} from a waveform cache, {"power",
+        "signal_power"} from a mel-power cache."""
+        inputs = self.cache.read(rows, jitter)
+        return inputs if isinstance(inputs, dict) else {"waveform": inputs}
 
     def crop_shift(self, rows: np.ndarray, jitter: np.ndarray | None) -> np.ndarray:
         """Samples by which each crop actually starts after its window (the jitter as the cache clamps, or for a

@@ -30,7 +30,7 @@ def test_a_confuser_adds_its_power_at_the_gain_and_its_calls_to_the_targets() ->
     inputs = PowerCache().read(np.array([1, 2, 3, 4]))
     before = {name: array.copy() for name, array in inputs.items()}
     targets = one_hot([0, 1, 2, 3])
-    mixed, mixed_targets = confusers(PowerCache(), inputs, targets, np.random.default_rng(0))
+    mixed, mixed_targets = confusers(PowerCache().read, inputs, targets, np.random.default_rng(0))
     partner = (mixed["power"][:, 0, 0] - [1, 2, 3, 4]) / 10 ** -0.3  # which confuser each window got
     assert set(np.round(partner, 4)) <= {5.0, 7.0} and len(set(np.round(partner, 4))) == 2
     np.testing.assert_allclose(mixed["signal_power"][:, 0], 10 * np.array([1, 2, 3, 4]) + 10 * partner * 10 ** -0.3,
@@ -48,16 +48,17 @@ def test_waveforms_add_at_the_gains_amplitude_and_p_is_the_share_of_mixed_window
     plain = {"waveform": cache.read(rows)}
     targets = one_hot(list(range(8)))
     confusers = ConfuserMix(partner_rows, np.zeros((1, 24), np.float32), p=1.0, gain_db=(-6.0, -6.0))
-    mixed, mixed_targets = confusers(cache, plain, targets, np.random.default_rng(1))
+    read = WindowBatches(cache, np.arange(16), np.zeros((16, 24), np.float32), 4).read
+    mixed, mixed_targets = confusers(read, plain, targets, np.random.default_rng(1))
     np.testing.assert_allclose(mixed["waveform"], plain["waveform"] + 10 ** -0.3 * cache.read(partner_rows),
                                atol=1e-6)
     np.testing.assert_array_equal(mixed_targets, targets)  # an all-negative confuser leaves the targets alone
-    off = ConfuserMix(partner_rows, np.zeros((1, 24), np.float32), p=0.0)(cache, plain, targets,
+    off = ConfuserMix(partner_rows, np.zeros((1, 24), np.float32), p=0.0)(read, plain, targets,
                                                                            np.random.default_rng(1))
     np.testing.assert_array_equal(off[0]["waveform"], plain["waveform"])
     big = PowerCache().read(np.zeros(4000))
     half = ConfuserMix(np.array([1]), np.zeros((1, 24), np.float32), p=0.3, gain_db=(0.0, 0.0))(
-        PowerCache(), big, np.zeros((4000, 24), np.float32), np.random.default_rng(2))
+        PowerCache().read, big, np.zeros((4000, 24), np.float32), np.random.default_rng(2))
     assert abs((half[0]["power"][:, 0, 0] > 0).mean() - 0.3) < 0.03
 
 
