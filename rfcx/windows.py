@@ -45,6 +45,14 @@ def overlap_fraction(box_min: np.ndarray, box_max: np.ndarray, start: float, end
     return inside / np.maximum(box_max - box_min, 1e-9)
 
 
+def call_fraction(box_min: np.ndarray, box_max: np.ndarray, start: float, end: float) -> np.ndarray:
+    """Fraction of the shorter of each box and the window [start, end] that their overlap fills: a call longer than
+    the window (a trill, a chorus) counts where it fills the window, which `overlap_fraction` cannot say once the
+    window is shorter than the box."""
+    inside = np.clip(np.minimum(box_max, end) - np.maximum(box_min, start), 0.0, None)
+    return inside / np.maximum(np.minimum(box_max - box_min, end - start), 1e-9)
+
+
 def crop_windows(tp: pd.DataFrame, fp: pd.DataFrame, folds: pd.DataFrame, *, window_seconds: float = 10.0,
                  min_box_overlap: float = 0.5, fp_window_fraction: float = 0.0, seed: int = 0,
                  recording_seconds: float = RECORDING_SECONDS) -> pd.DataFrame:

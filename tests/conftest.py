@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+import yaml
 
 from rfcx.allocator import keep_freed_memory
 from rfcx.constants import BOX_COLUMNS, SAMPLE_RATE, SPECIES_COLUMNS
@@ -87,3 +88,37 @@ def run_on_backend(backend: str, code: str, *args: str, env: dict[str, str] | No
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-5000:]
     return json.loads(result.stdout.strip().splitlines()[-1]) | {"stderr": result.stderr}
+
+
+# The workflow in a temporary folder (tests/test_workflow.py, tests/test_embedding.py).
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+TINY = {
+    "data_dir": "synthetic",
+    "synth": {"scale": "tiny", "seed": 0},
+    "folds": {"n_folds": 2},
+    "features": {"n_mels": 32, "frames": 32},
+    "model": {"backbone": "resnet18", "dense_units": 64},  # half ResNet50's graph-tracing time, same workflow
+    "train": {"epochs": 1, "batch_size": 4, "steps_per_epoch": 2, "workers": 1},
+    "predict": {"batch_size": 16},
+}
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+              ) -> subprocess.CompletedProcess:
+    """Snakemake in `workdir` on 2 cores, one thread per job: a tiny run's jobs mostly trace graphs, which is
+    single-threaded, so two jobs side by side finish sooner than one job on two threads. `env`: variables laid over
+    this process's environment."""
+    result = subprocess.run([*SNAKEMAKE, "--cores", "2", "--max-threads", "1", *args], cwd=workdir,
+                            capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def workflow_copy(workdir: Path, config: dict) -> Path:
+    """The workflow's code copied into `workdir` (so edits in tests stay private) with `config` as its config.yaml."""
+    for item in ("Snakefile", "workflow", "rfcx", "profiles"):
+        source = REPO / item
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / item)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    return workdir

@@ -83,6 +83,9 @@ def test_environment_yml_and_requirements_pin_the_same_versions() -> None:
     rule_env = pins((REPO / "workflow/envs/rfcx.yaml").read_text())
     # the rules' conda env runs the workflow, not the tests
     assert rule_env == {name: version for name, version in required.items() if name not in TEST_ONLY_PACKAGES}
+    # the embedding family's rules: the same plus its opt-in packages
+    embedding = pins((REPO / "requirements-embedding.txt").read_text())
+    assert pins((REPO / "workflow/envs/embedding.yaml").read_text()) == {**rule_env, **embedding}
 
 
 def test_the_reference_recipe_layers_over_config_yaml_and_validates() -> None:

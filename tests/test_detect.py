@@ -24,7 +24,8 @@ import soxr
 from rfcx.audio import read_info
 from rfcx.cli import main
 from rfcx.constants import N_SPECIES, SPECIES_COLUMNS
-from rfcx.detect import DetectOptions, Ensemble, find_models, merge_detections, resampled_blocks, stream_windows
+from rfcx.detect import (DetectOptions, Ensemble, blend_windows, find_models, merge_detections, resampled_blocks,
+                         stream_windows)
 from rfcx.detections_export import RAVEN_COLUMNS
 from rfcx.features import LogMelSpectrogram, mel_filterbank
 from rfcx.predict import sliding_windows, window_starts
@@ -336,3 +337,15 @@ def test_a_two_hour_recording_streams_with_bounded_memory(models_dir: Path, tmp_
     detections = pd.read_csv(out / "long.detections.csv")
     assert detections.species_id.tolist() == [3] and iou(tuple(detections.iloc[0][["start", "end"]]), call[1:]) > 0.5
     assert pd.read_csv(out / "summary.csv").windows.tolist() == [3600]
+
+
+def test_families_blend_on_the_finest_windows_each_taking_the_others_nearest_window() -> None:
+    def frame(starts: list[float], length: float, value: list[float]) -> pd.DataFrame:
+        scores = pd.DataFrame(np.outer(value, np.ones(24)), columns=[f"s{i}" for i in range(24)])
+        return pd.concat([pd.DataFrame({"start": starts, "end": np.add(starts, length)}), scores], axis=1)
+
+    fine = frame([0.0, 1.5, 3.0, 4.5, 6.0, 7.0], 3.0, [0.0] * 6)     # centres 1.5, 3, 4.5, 6, 7.5, 8.5
+    coarse = frame([0.0, 2.5, 5.0], 5.0, [1.0, 2.0, 3.0])             # centres 2.5, 5, 7.5
+    blended = blend_windows({"probe": fine, "cnn": coarse}, {"probe": 0.5, "cnn": 0.5}, "probe")
+    assert list(blended.start) == list(fine.start)
+    assert np.allclose(blended.s0, 0.5 * np.array([1.0, 1.0, 2.0, 2.0, 3.0, 3.0]))

@@ -22,7 +22,7 @@ import yaml
 from rfcx.bench.throughput import inference_recordings
 from rfcx.config import load_config
 from rfcx.constants import SUBMISSION_COLUMNS
-from test_workflow import TINY, snakemake, workflow_copy
+from conftest import TINY, snakemake, workflow_copy
 
 REPO = Path(__file__).resolve().parents[1]
 NO_TENSORFLOW = Path(__file__).resolve().parent / "no_tensorflow"

@@ -109,3 +109,29 @@ def test_an_unknown_recipe_is_refused_before_anything_runs(tmp_path) -> None:
         main(["quality", "--recipes", "default,nonsense", "--work-dir", str(tmp_path), "--markdown",
               str(tmp_path / "q.md")])
     assert not any(tmp_path.iterdir())
+
+
+def test_a_blended_run_gives_a_row_for_each_family_alone_and_one_for_the_blend(tmp_path) -> None:
+    results = tmp_path / "blend" / "results"
+    fake_results(results, 4)
+    (results / "scores" / "oof_probe.json").write_text((results / "scores" / "oof.json").read_text())
+    test = json.loads((results / "scores" / "test.json").read_text())
+    test["families"] = {"cnn": test["test"], "probe": test["test"]}
+    (results / "scores" / "test.json").write_text(json.dumps(test))
+    (results / "scores" / "blend.json").write_text(json.dumps({"weights": {"cnn": 0.3, "probe": 0.7},
+                                                               "oof_recordings_lwlrap": 0.9123}))
+    pd.DataFrame({"s": [7.0]}).to_csv(results / "benchmarks" / "embed.tsv", sep="\t", index=False)
+    outcome = collect(recipes()["blend"], results, wall_seconds=100.0)
+    rows = {member.recipe.name: member.row() for member in [*outcome.families, outcome]}
+    assert list(rows) == ["blend:cnn", "blend:probe", "blend"]
+    assert rows["blend:cnn"]["train_seconds"] == 21.0 and rows["blend:probe"]["train_seconds"] == 7.0
+    assert rows["blend"]["recording_oof_lwlrap"] == 0.9123 and rows["blend"]["oof_lwlrap"] is None
+    assert rows["blend"]["wall_seconds"] == 100.0 and rows["blend:cnn"]["wall_seconds"] is None
+    assert "cnn 0.30, probe 0.70" in rows["blend"]["description"]
+    markdown = render_markdown([*outcome.families, outcome], Budget(data_dir="/data/real"))
+    assert "dataset: `/data/real`" in markdown and "| blend:probe |" in markdown
+
+
+def test_a_dataset_of_your_own_replaces_the_synthetic_one(tmp_path) -> None:
+    config = recipe_config(recipes()["probe"], Budget(data_dir=str(tmp_path)), tmp_path / "synth")
+    assert config["data_dir"] == str(tmp_path.resolve()) and config["families"] == ["probe"]

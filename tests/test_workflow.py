@@ -16,19 +16,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import SNAKEMAKE, TINY, snakemake, workflow_copy
 from rfcx.constants import SUBMISSION_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-TINY = {
-    "data_dir": "synthetic",
-    "synth": {"scale": "tiny", "seed": 0},
-    "folds": {"n_folds": 2},
-    "features": {"n_mels": 32, "frames": 32},
-    "model": {"backbone": "resnet18", "dense_units": 64},  # half ResNet50's graph-tracing time, same workflow
-    "train": {"epochs": 1, "batch_size": 4, "steps_per_epoch": 2, "workers": 1},
-    "predict": {"batch_size": 16},
-}
 OUTPUTS = [
     "results/submission.csv", "results/scores/oof.json", "results/scores/test.json",
     "results/scores/oof_per_fold.csv", "results/report/oof_per_species.png", "results/report/training_curves.png",
@@ -42,18 +33,6 @@ OUTPUTS = [
 PLAIN_RULES = {"synth", "validate", "split_folds", "crop_windows", "cache_waveforms", "train", "predict_oof",
                "predict_oof_recordings",
                "score_oof", "predict_test", "ensemble", "plot_training", "plot_augmentations", "summarise", "all"}
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
-              ) -> subprocess.CompletedProcess:
-    """Snakemake in `workdir` on 2 cores, one thread per job: a tiny run's jobs mostly trace graphs, which is
-    single-threaded, so two jobs side by side finish sooner than one job on two threads. `env`: variables laid over
-    this process's environment."""
-    result = subprocess.run([*SNAKEMAKE, "--cores", "2", "--max-threads", "1", *args], cwd=workdir,
-                            capture_output=True, text=True, env={**os.environ, **(env or {})})
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
-    return result
 
 
 def planned_rules(workdir: Path, change: dict | None = None, *extra: str) -> set[str]:
@@ -86,15 +65,6 @@ def copy_of_run(finished_run: Path, destination: Path, change: dict) -> Path:
 def tree_digest(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def workflow_copy(workdir: Path, config: dict) -> Path:
-    """The workflow's code copied into `workdir` (so edits in tests stay private) with `config` as its config.yaml."""
-    for item in ("Snakefile", "workflow", "rfcx", "profiles"):
-        source = REPO / item
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, workdir / item)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    return workdir
 
 
 @pytest.fixture(scope="module")

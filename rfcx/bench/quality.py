@@ -92,6 +92,11 @@ def recipes() -> dict[str, Recipe]:
     return {
         "reference": Recipe("reference", "the reference recipe (config/reference.yaml)", files=("config/reference.yaml",)),
         "default": Recipe("default", "the project default (config.yaml)"),
+        "probe": Recipe("probe", "the embedding family alone: BirdNET V2.4 embeddings + per-species probe "
+                        "(families: [probe]; needs requirements-embedding.txt)", overrides=({"families": ["probe"]},)),
+        "blend": Recipe("blend", "the CNN and the probe blended, weights chosen out of fold (families: [cnn, probe]); "
+                        "its rows blend:cnn and blend:probe are each family alone in the same run",
+                        overrides=({"families": ["cnn", "probe"]},)),
         **{recipe.name: Recipe(recipe.name, recipe.description, overrides=recipe.overrides, ablation=True)
            for recipe in ablations},
     }
@@ -115,6 +120,8 @@ class Budget:
 
     scale: str = "hard"
     seed: int = 0
+    #: a dataset folder of your own (Kaggle layout) instead of the synthetic one of `scale`
+    data_dir: str | None = None
     folds: int | None = None
     epochs: int | None = None
     steps_per_epoch: int | None = None
@@ -127,6 +134,8 @@ class Budget:
         layer: dict[str, Any] = {"data_dir": "synthetic", "results_dir": "results", "seed": self.seed,
                                  "synth": {"scale": self.scale, "seed": self.seed, "root": str(synth_root)},
                                  "train": train, "detect": {"input_dir": ""}}
+        if self.data_dir:
+            layer["data_dir"] = str(Path(self.data_dir).resolve())
         if self.folds is not None:
             layer["folds"] = {"n_folds": self.folds}
         return layered(layer, self.extra)
@@ -148,7 +157,7 @@ class Outcome:
 
     recipe: Recipe
     workdir: Path
-    wall_seconds: float
+    wall_seconds: float | None
     oof: dict[str, Any] | None = None
     test: dict[str, Any] | None = None
     train_seconds: float | None = None
@@ -156,10 +165,12 @@ class Outcome:
     #: the default's test-time choices (rfcx.bench.test_time), one dict per variant; or why they could not be scored
     test_time: list[dict[str, Any]] | None = None
     test_time_error: str | None = None
+    #: a blended run's families, each alone (rows "<recipe>:<family>")
+    families: list[Outcome] = field(default_factory=list)
 
     def row(self) -> dict[str, Any]:
         recordings = (self.oof or {}).get("recordings")  # held-out train recordings scored whole (oof_recordings)
-        return {"recipe": self.recipe.name, "oof_lwlrap": self.oof["lwlrap"] if self.oof else None,
+        return {"recipe": self.recipe.name, "oof_lwlrap": self.oof.get("lwlrap") if self.oof else None,
                 "recording_oof_lwlrap": recordings["lwlrap"] if recordings else None,
                 "test_lwlrap": self.test["lwlrap"] if self.test else None, "train_seconds": self.train_seconds,
                 "wall_seconds": self.wall_seconds, "description": self.recipe.description, "error": self.error}
@@ -181,13 +192,41 @@ def run_recipe(recipe: Recipe, config: dict[str, Any], workdir: Path, *, cores: 
     return collect(recipe, workdir / config["results_dir"], wall)
 
 
+#: Each model family's out-of-fold scores in a results folder, and the jobs whose time is its training.
+FAMILY_OOF = {"cnn": "oof.json", "probe": "oof_probe.json"}
+FAMILY_TIMINGS = {"cnn": "train/fold*.tsv", "probe": "embed.tsv"}
+
+
+def seconds_of(results: Path, family: str) -> float | None:
+    """Snakemake's `benchmark:` seconds of a family's training jobs (the CNN's folds; the probe's embedding, which
+    is nearly all of its time), summed."""
+    timings = sorted((results / "benchmarks").glob(FAMILY_TIMINGS[family]))
+    return float(sum(pd.read_csv(path, sep="\t")["s"].iloc[0] for path in timings)) if timings else None
+
+
 def collect(recipe: Recipe, results: Path, wall_seconds: float) -> Outcome:
-    """The scores and train time of a finished workflow run, from its results folder."""
+    """The scores and train time of a finished workflow run, from its results folder. A run of several families
+    (scores/blend.json) is collected as the blend: whole-recording OOF and test scores of the blended submission,
+    with each family alone in `families`."""
     outcome = Outcome(recipe, results.parent, wall_seconds)
-    outcome.oof = json.loads((results / "scores" / "oof.json").read_text())
-    outcome.test = json.loads((results / "scores" / "test.json").read_text())["test"]
-    timings = sorted((results / "benchmarks" / "train").glob("fold*.tsv"))
-    outcome.train_seconds = float(sum(pd.read_csv(path, sep="\t")["s"].iloc[0] for path in timings)) if timings else None
+    test = json.loads((results / "scores" / "test.json").read_text())
+    outcome.test = test["test"]
+    blend = results / "scores" / "blend.json"
+    if not blend.exists():
+        family = "probe" if (results / "scores" / FAMILY_OOF["probe"]).exists() else "cnn"
+        outcome.oof = json.loads((results / "scores" / FAMILY_OOF[family]).read_text())
+        outcome.train_seconds = seconds_of(results, family)
+        return outcome
+    chosen = json.loads(blend.read_text())
+    weights = ", ".join(f"{name} {weight:.2f}" for name, weight in chosen["weights"].items())
+    outcome.oof = {"recordings": {"lwlrap": chosen["oof_recordings_lwlrap"]}, "per_species": {}}
+    outcome.recipe = Recipe(recipe.name, f"{recipe.description}; weights {weights}", recipe.files, recipe.overrides)
+    for family in chosen["weights"]:
+        alone = Outcome(Recipe(f"{recipe.name}:{family}", f"the {family} alone, in the blend's run"), results.parent,
+                        None, oof=json.loads((results / "scores" / FAMILY_OOF[family]).read_text()),
+                        test=test["families"][family], train_seconds=seconds_of(results, family))
+        outcome.families.append(alone)
+    outcome.train_seconds = sum(member.train_seconds or 0.0 for member in outcome.families)
     return outcome
 
 
@@ -229,7 +268,7 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 
 def _seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f} s"
+    return "-" if value is None or value != value else f"{value:.0f} s"
 
 
 def tables(outcomes: list[Outcome]) -> dict[str, pd.DataFrame]:
@@ -291,7 +330,9 @@ def render_markdown(outcomes: list[Outcome], budget: Budget, note: str = "") -> 
         "",
         f"- machine: {info['cpu']}, {info['cores']} cores, accelerator: {info['accelerator']}",
         f"- software: Python {info['python']}, {info['backend']}, {info['platform']}",
-        f"- dataset: synthetic scale `{budget.scale}`, seed {budget.seed}; the same folds and test set for every recipe",
+        (f"- dataset: `{budget.data_dir}`" if budget.data_dir else
+         f"- dataset: synthetic scale `{budget.scale}`, seed {budget.seed}")
+        + "; the same folds and test set for every recipe",
         f"- budget: folds {budget.folds or 'config.yaml'}, epochs {budget.epochs or 'config.yaml'}, steps per epoch "
         f"{budget.steps_per_epoch or 'config.yaml'}, batch size {budget.batch_size or 'config.yaml'}"
         + (f", other settings {json.dumps(budget.extra)}" if budget.extra else ""),
@@ -345,7 +386,7 @@ def run(names: list[str], budget: Budget, work_dir: Path, *, cores: int, markdow
         if progress:
             print(f"[quality] {name}: {outcome.error or 'done'} in {outcome.wall_seconds:.0f} s", file=sys.stderr,
                   flush=True)
-        outcomes.append(outcome)
+        outcomes += [*outcome.families, outcome]
     print(render_text(outcomes))
     if json_path:  # first: the raw scores of hours of training must survive a failure to render the Markdown
         json_path.parent.mkdir(parents=True, exist_ok=True)

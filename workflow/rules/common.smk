@@ -1,6 +1,8 @@
 # Config validation, paths and input functions shared by every stage.
+import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from rfcx.runlog import model_job_threads, training_threads
@@ -100,16 +102,68 @@ def calibration_inputs(*names):
     return {key: value for name in names for key, value in available[name].items()}
 
 
+#: The model families trained (families): cnn, probe. With anything but the CNN alone, the submission is the
+#: blend rule's (weights chosen out of fold), and the CNN's own fold ensemble (rule ensemble) is not run.
+FAMILIES = config["families"]
+BLEND = FAMILIES != ["cnn"]
+if "probe" in FAMILIES:
+    from rfcx.embedding import EmbeddingUnavailable, resolve_model
+
+    try:  # stop before any work, with what to install and the model's licence
+        EMBEDDING_MODEL = resolve_model(config["embedding"])
+    except EmbeddingUnavailable as error:
+        raise WorkflowError(f"rfcx: {error}") from None
+    print(f"rfcx: families {FAMILIES}; {EMBEDDING_MODEL.describe()}", file=sys.stderr)
+if BLEND and "cnn" in FAMILIES and not config["predict"]["oof_recordings"]:
+    raise WorkflowError("rfcx: blending the cnn with other families chooses weights on out-of-fold whole "
+                        "recordings: predict.oof_recordings must be true")
+
+
+def family_oof_recordings(family):
+    """A family's held-out train recordings scored whole, one file per fold (what the blend weights are chosen on)."""
+    pattern = {"cnn": f"{RESULTS}/oof/fold{{fold}}_recordings.parquet",
+               "probe": f"{RESULTS}/probe/oof/fold{{fold}}_recordings.parquet"}[family]
+    return expand(pattern, fold=FOLDS)
+
+
+def family_test_folds(family):
+    """A family's test recordings scored by each fold model."""
+    pattern = {"cnn": f"{RESULTS}/test/fold{{fold}}.parquet", "probe": f"{RESULTS}/probe/test/fold{{fold}}.parquet"}
+    return expand(pattern[family], fold=FOLDS)
+
+
+def family_oof_scores():
+    """Each family's out-of-fold scores file, for the summary."""
+    names = {"cnn": f"{RESULTS}/scores/oof.json", "probe": f"{RESULTS}/scores/oof_probe.json"}
+    return {family: names[family] for family in FAMILIES}
+
+
+def detector_inputs():
+    """What the detector is made of: each family's fold files (the probe's with its embedding card), and the
+    blend's weights when there are several families."""
+    inputs = {}
+    if "cnn" in FAMILIES:
+        inputs["models"] = expand(f"{FINAL_MODELS}/fold{{fold}}/model.keras", fold=FOLDS)
+    if "probe" in FAMILIES:
+        inputs["probes"] = expand(f"{RESULTS}/probe/fold{{fold}}/probe.npz", fold=FOLDS)
+        inputs["embedding_card"] = f"{RESULTS}/embeddings/model.json"
+    if BLEND:
+        inputs["blend"] = f"{RESULTS}/scores/blend.json"
+    return inputs
+
+
 def final_outputs():
     outputs = [
         f"{RESULTS}/submission.csv",
-        f"{RESULTS}/scores/oof.json",
         f"{RESULTS}/scores/test.json",
-        f"{RESULTS}/report/training_curves.png",
-        f"{RESULTS}/report/augmentations.png",
         f"{RESULTS}/report/submission_preview.csv",
         f"{RESULTS}/summary.txt",
+        *family_oof_scores().values(),
     ]
+    if "cnn" in FAMILIES:
+        outputs += [f"{RESULTS}/report/training_curves.png", f"{RESULTS}/report/augmentations.png"]
+    if BLEND:
+        outputs.append(f"{RESULTS}/scores/blend.json")
     if config["detect"]["input_dir"]:
         outputs.append(rules.detect.output.summary)
     return outputs

@@ -10,9 +10,9 @@ if config["detect"]["input_dir"]:
             # The folder itself: adding or removing a recording changes its mtime, so the rule re-runs
             # (and skips the recordings already done).
             recordings=config["detect"]["input_dir"],
-            models=expand(f"{FINAL_MODELS}/fold{{fold}}/model.keras", fold=FOLDS),
+            **detector_inputs(),
             train_tp=f"{DATA}/train_tp.csv",
-            code=code("detect", "detections_export"),
+            code=code("detect", "detections_export", "embedding", "probe"),
         output:
             summary=f"{DETECT_DIR}/summary.csv",
         params:
@@ -22,7 +22,7 @@ if config["detect"]["input_dir"]:
             gpu=GPU,
         threads: PREDICT_THREADS
         conda:
-            "../envs/rfcx.yaml"
+            "../envs/embedding.yaml" if "probe" in FAMILIES else "../envs/rfcx.yaml"
         log:
             "logs/detect.log",
         benchmark:

@@ -129,20 +129,22 @@ rule predict_test:
         "../scripts/predict_test.py"
 
 
-rule ensemble:
-    input:
-        folds=expand(f"{RESULTS}/test/fold{{fold}}.parquet", fold=FOLDS),
-        csvs=dataset_csvs(),
-        code=code("submission", "scoring"),
-        **calibration_inputs("model"),
-    output:
-        submission=f"{RESULTS}/submission.csv",
-        scores=f"{RESULTS}/scores/test.json",
-    params:
-        method=config["ensemble"]["method"],
-    conda:
-        "../envs/rfcx.yaml"
-    log:
-        "logs/ensemble.log",
-    script:
-        "../scripts/ensemble.py"
+if not BLEND:  # the CNN alone: its fold ensemble is the submission (else rule blend writes it)
+
+    rule ensemble:
+        input:
+            folds=expand(f"{RESULTS}/test/fold{{fold}}.parquet", fold=FOLDS),
+            csvs=dataset_csvs(),
+            code=code("submission", "scoring"),
+            **calibration_inputs("model"),
+        output:
+            submission=f"{RESULTS}/submission.csv",
+            scores=f"{RESULTS}/scores/test.json",
+        params:
+            method=config["ensemble"]["method"],
+        conda:
+            "../envs/rfcx.yaml"
+        log:
+            "logs/ensemble.log",
+        script:
+            "../scripts/ensemble.py"

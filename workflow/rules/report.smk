@@ -49,9 +49,10 @@ rule plot_augmentations:
 
 rule summarise:
     input:
-        submission=rules.ensemble.output.submission,
-        oof=rules.score_oof.output.scores,
-        test=rules.ensemble.output.scores,
+        submission=f"{RESULTS}/submission.csv",
+        test=f"{RESULTS}/scores/test.json",
+        **family_oof_scores(),
+        **({"blend": f"{RESULTS}/scores/blend.json"} if BLEND else {}),
         **calibration_inputs("scores"),
     output:
         preview=report(
@@ -68,6 +69,7 @@ rule summarise:
         ),
     params:
         oof_crops=len(config["predict"]["oof_crop_shifts_seconds"]),
+        families=FAMILIES,
     conda:
         "../envs/rfcx.yaml"
     log:

@@ -3,7 +3,8 @@ from rfcx import stages
 from rfcx.runlog import logged
 
 with logged(snakemake.log[0]):
-    stages.summarise(snakemake.input.submission, snakemake.input.oof, snakemake.input.test,
-                     snakemake.output.preview, snakemake.output.summary,
+    stages.summarise(snakemake.input.submission,
+                     {family: snakemake.input[family] for family in snakemake.params.families},
+                     snakemake.input.test, snakemake.output.preview, snakemake.output.summary,
                      calibration_scores_path=snakemake.input.get("calibration_scores"),
-                     oof_crops=snakemake.params.oof_crops)
+                     blend_path=snakemake.input.get("blend"), oof_crops=snakemake.params.oof_crops)

@@ -1,0 +1,101 @@
+"""The embedding family's classifier: one logistic regression per species on pretrained embeddings (a "probe").
+
+This is how the field trains with few labels (BirdNET-Analyzer's custom classifiers, OpenSoundscape's shallow
+classifiers on the bioacoustics model zoo, Perch's agile modelling): the pretrained model already separates sounds,
+and a linear map per species needs only the dataset's boxes. Targets come from the boxes on the embedding grid:
+
+- a window that a tp box of species k fills (rfcx.windows.call_fraction >= min_box_overlap) is a positive of k;
+- a window that a tp box of k only grazes is left out for k (neither call nor background);
+- every other window of a labelled recording, fp boxes and unboxed audio included, is a negative of k. Unlabelled
+  audio is never a positive.
+
+Each species' classes are balanced by weight, so a rare species is not drowned by background windows. The fitted
+probe is plain arrays (standardisation, weights, biases) saved as .npz: no pickled objects, and prediction is one
+matrix product that any backend or machine can run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rfcx.constants import N_SPECIES
+from rfcx.io import atomic_path
+from rfcx.windows import call_fraction
+
+
+def grid_targets(index: pd.DataFrame, tp: pd.DataFrame, min_box_overlap: float) -> np.ndarray:
+    """(windows, species) float32 targets of grid windows (index: recording_id, start, end): 1 positive, 0 negative,
+    NaN left out (a box of that species overlaps the window, but fills less than `min_box_overlap` of it)."""
+    targets = np.zeros((len(index), N_SPECIES), dtype=np.float32)
+    boxes_of = {recording_id: group for recording_id, group in tp.groupby("recording_id")}
+    rows_of = index.groupby("recording_id", sort=False).indices
+    for recording_id, rows in rows_of.items():
+        boxes = boxes_of.get(recording_id)
+        if boxes is None:
+            continue
+        t_min, t_max = boxes.t_min.to_numpy(float), boxes.t_max.to_numpy(float)
+        species = boxes.species_id.to_numpy(int)
+        for row in rows:
+            filled = call_fraction(t_min, t_max, index.start.iat[row], index.end.iat[row])
+            touched = species[filled > 0]
+            targets[row, touched] = np.nan
+            targets[row, species[filled >= min_box_overlap]] = 1.0
+    return targets
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A fitted probe: x -> sigmoid(((x - mean) / scale) @ weights.T + bias), per species. Species that had no
+    positive (or no negative) training window are not fitted and score 0."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    bias: np.ndarray
+    fitted: np.ndarray
+
+    def predict(self, vectors: np.ndarray) -> np.ndarray:
+        """(windows, species) probabilities."""
+        logits = ((np.asarray(vectors, np.float64) - self.mean) / self.scale) @ self.weights.T + self.bias
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -60, 60)))
+        scores[:, ~self.fitted] = 0.0
+        return scores.astype(np.float32)
+
+    def save(self, path: str | Path) -> None:
+        with atomic_path(path) as partial:
+            with open(partial, "wb") as handle:
+                np.savez(handle, mean=self.mean, scale=self.scale, weights=self.weights, bias=self.bias,
+                         fitted=self.fitted)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Probe:
+        with np.load(path) as arrays:
+            return cls(**{name: arrays[name] for name in ("mean", "scale", "weights", "bias", "fitted")})
+
+
+def fit_probe(vectors: np.ndarray, targets: np.ndarray, *, c: float, max_iter: int = 1000) -> Probe:
+    """One class-balanced L2 logistic regression per species on standardised vectors, each on the windows whose
+    target for it is known (not NaN). `c` is scikit-learn's inverse regularisation strength."""
+    from sklearn.linear_model import LogisticRegression
+
+    vectors = np.asarray(vectors, np.float64)
+    mean = vectors.mean(axis=0)
+    scale = vectors.std(axis=0)
+    scale[scale < 1e-8] = 1.0
+    standard = (vectors - mean) / scale
+    weights = np.zeros((N_SPECIES, vectors.shape[1]))
+    bias = np.zeros(N_SPECIES)
+    fitted = np.zeros(N_SPECIES, dtype=bool)
+    for species in range(N_SPECIES):
+        known = ~np.isnan(targets[:, species])
+        labels = targets[known, species].astype(int)
+        if not labels.any() or labels.all():  # one class only (or no known window): nothing to separate
+            continue
+        model = LogisticRegression(C=c, class_weight="balanced", max_iter=max_iter)
+        model.fit(standard[known], labels)
+        weights[species], bias[species], fitted[species] = model.coef_[0], model.intercept_[0], True
+    return Probe(mean, scale, weights, bias, fitted)
