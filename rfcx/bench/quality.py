@@ -180,9 +180,8 @@ def run_recipe(recipe: Recipe, config: dict[str, Any], workdir: Path, *, cores: 
     """Run the workflow for `config` in `workdir` (its own .snakemake, logs and results) and collect the scores."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    targets = [f"{config['results_dir']}/scores/oof.json", f"{config['results_dir']}/scores/test.json"]
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--cores", str(cores),
-               "--configfile", "config.yaml", "--rerun-incomplete", *(["--quiet"] if quiet else []), "--", *targets]
+               "--configfile", "config.yaml", "--rerun-incomplete", *(["--quiet"] if quiet else [])]  # rule all
     started = time.perf_counter()
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
     wall = time.perf_counter() - started
