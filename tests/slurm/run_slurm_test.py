@@ -45,7 +45,7 @@ def say(message: str) -> None:
 
 def tiny_config() -> dict:
     """The tiny configuration of the end-to-end workflow test (one source of truth)."""
-    spec = importlib.util.spec_from_file_location("rfcx_test_workflow", REPO / "tests" / "test_workflow.py")
+    spec = importlib.util.spec_from_file_location("rfcx_conftest", REPO / "tests" / "conftest.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.TINY
