@@ -118,6 +118,19 @@ def _bench_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_embedding(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from rfcx.bench.embedding_speed import measure
+
+    rows = measure(args.data_dir, recordings=args.recordings, hop_seconds=args.hop_seconds, workers=args.workers)
+    table = pd.DataFrame(rows)
+    base = table.windows_per_s.iloc[0]
+    table["vs_rfcx"] = table.windows_per_s / base
+    print(table.to_string(index=False, float_format="%.2f"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rfcx", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -169,6 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--min-box-overlap", default="0.5", help="box fill shares to try")
     probe.add_argument("--every", default="1,2", help="grid thinning: 2 scores a grid of twice the run's hop")
     probe.set_defaults(run=_bench_probe)
+
+    speed = commands.add_parser("bench-embedding", help="embedding throughput: rfcx's way and the usual ones, side "
+                                "by side (needs requirements-embedding.txt)")
+    speed.add_argument("data_dir", type=Path, help="a dataset whose train/*.flac are timed")
+    speed.add_argument("--recordings", type=int, default=12)
+    speed.add_argument("--hop-seconds", type=float, default=1.5)
+    speed.add_argument("--workers", type=int, default=2)
+    speed.set_defaults(run=_bench_embedding)
 
     quality = commands.add_parser("quality", help="reference recipe vs default (and ablations): LWLRAP side by side")
     quality.add_argument("--recipes", default="reference,default",

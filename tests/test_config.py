@@ -105,3 +105,10 @@ def test_the_reference_recipe_layers_over_config_yaml_and_validates() -> None:
             "GaussianNoiseSNR", "PinkNoiseSNR", "PitchShift", "TimeShift", "VolumeControl"]
     assert layered["train"]["epochs"] == load_config(REPO / "config.yaml")["train"]["epochs"]  # same budget
     assert layered["results_dir"] != load_config(REPO / "config.yaml")["results_dir"]
+
+
+def test_the_real_audio_config_blends_both_families_over_config_yaml() -> None:
+    layered = load_config(REPO / "config.yaml", yaml.safe_load((REPO / "config" / "realaudio.yaml").read_text()))
+    assert layered["families"] == ["cnn", "probe"] and layered["results_dir"] == "results-realaudio"
+    assert layered["predict"]["oof_recordings"]  # the blend's weights are chosen on them
+    assert load_config(REPO / "config.yaml")["families"] == ["cnn"]  # the default stays the CNN alone: opt-in

@@ -231,3 +231,14 @@ def test_the_workflow_blends_the_cnn_and_the_probe_and_states_the_licence(tmp_pa
                           capture_output=True, text=True).stdout
     assert "train_probe" in plan and "blend" in plan
     assert "rule embed:" not in plan and "rule train:" not in plan  # neither embeddings nor the CNN again
+
+
+@needs_model
+def test_the_throughput_benchmark_times_every_way_side_by_side(mini_dataset: Path) -> None:
+    from rfcx.bench.embedding_speed import measure
+
+    rows = measure(mini_dataset, recordings=2, workers=2)
+    ways = [row["way"].split(" (")[0] for row in rows[:3]]
+    assert ways == ["embedding as the graph's output", "all tensors preserved", "BirdNET's own classifier output"]
+    assert len(rows) == 5 and all(row["windows_per_s"] > 0 for row in rows)
+    assert rows[3]["recording_x_real_time_per_core"] > 0 and "2 thread(s)" in rows[4]["way"]

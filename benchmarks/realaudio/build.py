@@ -149,14 +149,14 @@ def fetch_bytes(source: Source, cache: Path | None) -> bytes:
     else:
         with urllib.request.urlopen(source.url, timeout=60) as response:
             data = response.read()
-        if cache is not None:
-            cache.mkdir(parents=True, exist_ok=True)
-            (cache / source.sha256).write_bytes(data)
     digest = hashlib.sha256(data).hexdigest()
     if digest != source.sha256:
         where = hit if hit is not None else source.url
         raise SystemExit(f"sha256 mismatch for source {source.name!r} ({where}): got {digest}, "
                          f"sources.csv says {source.sha256}")
+    if hit is None and cache is not None:  # only verified bytes are kept
+        cache.mkdir(parents=True, exist_ok=True)
+        (cache / source.sha256).write_bytes(data)
     return data
 
 
