@@ -42,6 +42,10 @@ SOURCE_COLUMNS = ("name", "kind", "species", "repo", "commit", "path", "member",
                   "licence_source", "sha256", "seconds")
 BOX_COLUMNS = ("recording_id", "species_id", "songtype_id", "t_min", "f_min", "t_max", "f_max")
 N_SPECIES = 24
+#: species_id -> target species (the `species` of the call rows in sources.csv); ids 10-23 never occur
+TARGET_SPECIES = ("Anaxyrus cognatus", "Poecile rufescens", "Sayornis nigricans", "Myiopsitta monachus",
+                  "Gryllus campestris", "Phaethornis longirostris", "Seiurus aurocapilla", "Setophaga townsendi",
+                  "Zonotrichia leucophrys", "spinetail (scikit-maad label SP)")
 SR = 48_000
 SECONDS = 60.0
 N_SAMPLES = int(SR * SECONDS)
@@ -321,7 +325,10 @@ def load_material(sources: list[Source], cache: Path | None, rng: np.random.Gene
             continue
         calls = [call for i, clip in enumerate(clips) for call in calls_of(highpass(clip), source, f"{source.name}#{i}")]
         (by_species[source.species] if source.kind == "call" else distractors).extend(calls)
-    species = sorted(by_species)[:N_SPECIES]
+    if set(by_species) != set(TARGET_SPECIES):
+        raise SystemExit(f"call sources name species {sorted(set(by_species) ^ set(TARGET_SPECIES))} "
+                         "not matched by TARGET_SPECIES")
+    species = list(TARGET_SPECIES)
     train, test, notes = {}, {}, {}
     for sid, name in enumerate(species):
         train[sid], test[sid], notes[name] = split_calls(by_species[name], rng)
