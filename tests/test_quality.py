@@ -135,3 +135,15 @@ def test_a_blended_run_gives_a_row_for_each_family_alone_and_one_for_the_blend(t
 def test_a_dataset_of_your_own_replaces_the_synthetic_one(tmp_path) -> None:
     config = recipe_config(recipes()["probe"], Budget(data_dir=str(tmp_path)), tmp_path / "synth")
     assert config["data_dir"] == str(tmp_path.resolve()) and config["families"] == ["probe"]
+
+
+def test_a_run_of_the_probe_alone_is_one_row_with_its_own_scores(tmp_path) -> None:
+    results = tmp_path / "probe" / "results"
+    fake_results(results, 5)
+    (results / "scores" / "oof.json").rename(results / "scores" / "oof_probe.json")
+    (results / "scores" / "blend.json").write_text(json.dumps({"weights": {"probe": 1.0},
+                                                               "oof_recordings_lwlrap": 0.5}))
+    pd.DataFrame({"s": [9.0]}).to_csv(results / "benchmarks" / "embed.tsv", sep="\t", index=False)
+    outcome = collect(recipes()["probe"], results, wall_seconds=50.0)
+    assert not outcome.families and outcome.train_seconds == 9.0
+    assert outcome.row()["oof_lwlrap"] == json.loads((results / "scores" / "oof_probe.json").read_text())["lwlrap"]

@@ -211,12 +211,12 @@ def collect(recipe: Recipe, results: Path, wall_seconds: float) -> Outcome:
     test = json.loads((results / "scores" / "test.json").read_text())
     outcome.test = test["test"]
     blend = results / "scores" / "blend.json"
-    if not blend.exists():
-        family = "probe" if (results / "scores" / FAMILY_OOF["probe"]).exists() else "cnn"
+    chosen = json.loads(blend.read_text()) if blend.exists() else {"weights": {"cnn": 1.0}}
+    if len(chosen["weights"]) == 1:  # one family: its own scores
+        family = next(iter(chosen["weights"]))
         outcome.oof = json.loads((results / "scores" / FAMILY_OOF[family]).read_text())
         outcome.train_seconds = seconds_of(results, family)
         return outcome
-    chosen = json.loads(blend.read_text())
     weights = ", ".join(f"{name} {weight:.2f}" for name, weight in chosen["weights"].items())
     outcome.oof = {"recordings": {"lwlrap": chosen["oof_recordings_lwlrap"]}, "per_species": {}}
     outcome.recipe = Recipe(recipe.name, f"{recipe.description}; weights {weights}", recipe.files, recipe.overrides)
