@@ -228,11 +228,12 @@ class Detector:
         self.members = [member for member in members if member.weight > 0] or members[:1]
 
     def set_geometry(self, window_seconds: float | None, hop_seconds: float | None) -> Geometry:
-        """Each family's window layout (a window length only applies to a family alone); returns the one of the
-        output windows (the finest hop)."""
-        alone = len(self.members) == 1
+        """Each family's window layout; returns the one of the output windows (the finest hop)."""
+        if window_seconds is not None and len(self.members) > 1:
+            raise ValueError("--window-seconds applies to one model family alone: each family of a blend slides "
+                             "its own model's window")
         for member in self.members:
-            member.geometry = member.scorer.geometry(window_seconds if alone else None, hop_seconds)
+            member.geometry = member.scorer.geometry(window_seconds, hop_seconds)
         return self.base.geometry
 
     @property

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import sys
 import threading
 from collections.abc import Callable
@@ -325,6 +324,6 @@ def write_model_card(card: dict[str, Any], path: str | Path) -> None:
         partial.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
 
 
-def announce(model: EmbeddingModel, stream=None) -> None:
+def announce(model: EmbeddingModel, stream: Any = None) -> None:
     """Print the model and its licence (every run that embeds says under what terms its model file comes)."""
     print(f"rfcx: {model.describe()}", file=stream or sys.stderr, flush=True)

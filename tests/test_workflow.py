@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import SNAKEMAKE, TINY, snakemake, workflow_copy
+from conftest import TINY, snakemake, workflow_copy
 from rfcx.constants import SUBMISSION_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
