@@ -59,7 +59,7 @@ rule predict_probe:
         test_index=rules.embed.output.test_index,
         folds=rules.split_folds.output[0],
         csvs=dataset_csvs(),
-        code=code("probe", "embedding", "submission", "scoring"),
+        code=code("probe", "embedding", "windows", "submission", "scoring"),
     output:
         oof=f"{PROBE}/oof/fold{{fold}}.parquet",
         recordings=f"{PROBE}/oof/fold{{fold}}_recordings.parquet",
