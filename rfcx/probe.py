@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rfcx.constants import N_SPECIES
+from rfcx.constants import N_SPECIES, SPECIES_COLUMNS
+from rfcx.embedding import Embeddings
 from rfcx.io import atomic_path
 from rfcx.windows import call_fraction
 
@@ -99,3 +100,17 @@ def fit_probe(vectors: np.ndarray, targets: np.ndarray, *, c: float, max_iter: i
         model.fit(standard[known], labels)
         weights[species], bias[species], fitted[species] = model.coef_[0], model.intercept_[0], True
     return Probe(mean, scale, weights, bias, fitted)
+
+
+def window_scores(probe: Probe, embeddings: Embeddings) -> pd.DataFrame:
+    """Each grid window's scores: recording_id, start, end, s0..s23."""
+    scores = pd.DataFrame(probe.predict(embeddings.vectors), columns=list(SPECIES_COLUMNS))
+    return pd.concat([embeddings.index.reset_index(drop=True), scores], axis=1)
+
+
+def score_recordings(probe: Probe, embeddings: Embeddings, pooling: str) -> pd.DataFrame:
+    """Whole recordings scored as the submission scores them: the windows pooled per recording (recording_id,
+    s0..s23), by rfcx.submission.pool_recordings."""
+    from rfcx.submission import pool_recordings
+
+    return pool_recordings(window_scores(probe, embeddings), pooling)

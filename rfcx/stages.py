@@ -415,7 +415,7 @@ def embed(data_dir: str | Path, folds_path: str | Path, outputs: dict[str, str |
 
 
 def train_probe(vectors_path: str | Path, index_path: str | Path, data_dir: str | Path, folds_path: str | Path,
-                probe_path: str | Path, *, fold: int, settings: dict[str, Any], min_box_overlap: float) -> None:
+                probe_path: str | Path, *, fold: int, settings: dict[str, Any]) -> None:
     """Fit fold `fold`'s probe (rfcx.probe) on the embeddings of every other fold's recordings."""
     from rfcx.embedding import read_embeddings
     from rfcx.probe import fit_probe, grid_targets
@@ -423,7 +423,7 @@ def train_probe(vectors_path: str | Path, index_path: str | Path, data_dir: str 
     dataset = load_dataset(data_dir, check_audio=False)
     folds = pd.read_parquet(folds_path)
     train = read_embeddings(vectors_path, index_path).of(folds.recording_id[folds.fold != fold])
-    targets = grid_targets(train.index, dataset.tp, min_box_overlap)
+    targets = grid_targets(train.index, dataset.tp, settings["min_box_overlap"])
     probe = fit_probe(train.vectors, targets, c=settings["c"])
     print(f"fold {fold}: probe fitted on {len(targets)} windows of {train.index.recording_id.nunique()} recordings, "
           f"{int(probe.fitted.sum())} species", file=sys.stderr)
@@ -437,7 +437,7 @@ def predict_probe(probe_path: str | Path, train_paths: tuple[str | Path, str | P
     that hold a call (OOF windows: fold, t*, s*), the held-out train recordings whole (pooled over their windows,
     against their tp boxes' species) and every test recording (pooled)."""
     from rfcx.embedding import read_embeddings
-    from rfcx.probe import Probe, grid_targets
+    from rfcx.probe import Probe, grid_targets, score_recordings, window_scores
     from rfcx.scoring import recording_truth
     from rfcx.submission import pool_recordings
 
@@ -445,23 +445,19 @@ def predict_probe(probe_path: str | Path, train_paths: tuple[str | Path, str | P
     folds = pd.read_parquet(folds_path)
     probe = Probe.load(probe_path)
     held_out = read_embeddings(*train_paths).of(folds.recording_id[folds.fold == fold])
-    scores = pd.DataFrame(probe.predict(held_out.vectors), columns=list(SPECIES_COLUMNS))
-    per_window = pd.concat([held_out.index, scores], axis=1)
+    per_window = window_scores(probe, held_out)
     targets = grid_targets(held_out.index, dataset.tp, min_box_overlap)
     calls = np.nan_to_num(targets, nan=0.0).any(axis=1)
     truth = pd.DataFrame(np.nan_to_num(targets[calls], nan=0.0), columns=list(TARGET_COLUMNS))
     oof = pd.concat([held_out.index[calls].reset_index(drop=True).assign(fold=fold), truth,
-                     scores[calls].reset_index(drop=True)], axis=1)
+                     per_window.loc[calls, list(SPECIES_COLUMNS)].reset_index(drop=True)], axis=1)
     write_parquet(oof, outputs["oof"])
     pooled = pool_recordings(per_window, pooling)
     whole_truth = pd.DataFrame(recording_truth(dataset.tp, pooled.recording_id.to_numpy()),
                                columns=list(TARGET_COLUMNS))
     write_parquet(pd.concat([pooled[["recording_id"]].assign(fold=fold), whole_truth,
                              pooled[list(SPECIES_COLUMNS)]], axis=1), outputs["recordings"])
-    test = read_embeddings(*test_paths)
-    test_windows = pd.concat([test.index, pd.DataFrame(probe.predict(test.vectors), columns=list(SPECIES_COLUMNS))],
-                             axis=1)
-    write_parquet(pool_recordings(test_windows, pooling), outputs["test"])
+    write_parquet(score_recordings(probe, read_embeddings(*test_paths), pooling), outputs["test"])
 
 
 def blend(oof_paths: dict[str, list[str | Path]], test_paths: dict[str, list[str | Path]], data_dir: str | Path,

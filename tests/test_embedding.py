@@ -162,9 +162,8 @@ def test_the_probe_on_real_embeddings_learns_a_planted_call_and_ignores_its_conf
     """A rising call (species 4, tp boxes) and a falling sweep in the same band (fp boxes of species 4) planted in
     noise: the probe, trained on the grid's embeddings, ranks held-out recordings with the call above those with
     the confuser or nothing."""
-    from rfcx.embedding import embed_recordings, resolve_model
-    from rfcx.probe import fit_probe, grid_targets
-    from rfcx.submission import pool_recordings
+    from rfcx.embedding import Embeddings, embed_recordings, resolve_model
+    from rfcx.probe import fit_probe, grid_targets, score_recordings
 
     rng = np.random.default_rng(0)
     call, confuser = chirp(0.8, 2500, 5000), chirp(0.8, 5000, 2500)
@@ -183,8 +182,7 @@ def test_the_probe_on_real_embeddings_learns_a_planted_call_and_ignores_its_conf
     train = index.recording_id.isin([f"r{i:03d}" for i in range(24)]).to_numpy()
     targets = grid_targets(index[train].reset_index(drop=True), pd.DataFrame(tp, columns=list(BOX_COLUMNS)), 0.5)
     probe = fit_probe(vectors[train], targets, c=0.1)
-    scores = pd.DataFrame(probe.predict(vectors[~train]), columns=[f"s{i}" for i in range(24)])
-    pooled = pool_recordings(pd.concat([index[~train].reset_index(drop=True), scores], axis=1), "max")
+    pooled = score_recordings(probe, Embeddings(index[~train].reset_index(drop=True), vectors[~train]), "max")
     by_kind = pooled.assign(kind=pooled.recording_id.map(kinds)).groupby("kind").s4
     assert by_kind.min()["call"] > by_kind.max()["confuser"]
     assert by_kind.min()["call"] > by_kind.max()["none"]

@@ -21,7 +21,7 @@ from rfcx.constants import SPECIES_COLUMNS
 from rfcx.dataset import load_dataset
 from rfcx.embedding import Embeddings, read_embeddings
 from rfcx.metrics import lwlrap
-from rfcx.probe import fit_probe, grid_targets
+from rfcx.probe import fit_probe, grid_targets, score_recordings
 from rfcx.scoring import recording_truth
 
 
@@ -42,13 +42,11 @@ def oof_recordings_score(embeddings: Embeddings, tp: pd.DataFrame, folds: pd.Dat
         train = embeddings.of(folds.recording_id[folds.fold != fold])
         held = embeddings.of(folds.recording_id[folds.fold == fold])
         probe = fit_probe(train.vectors, grid_targets(train.index, tp, min_box_overlap), c=c)
-        windows = pd.concat([held.index, pd.DataFrame(probe.predict(held.vectors), columns=list(SPECIES_COLUMNS))],
-                            axis=1)
-        pooled = windows.groupby("recording_id", sort=False)[list(SPECIES_COLUMNS)].max()
-        truth = recording_truth(tp, pooled.index.to_numpy())
-        per_fold.append(float(lwlrap(truth, pooled.to_numpy())))
+        pooled = score_recordings(probe, held, "max")
+        truth = recording_truth(tp, pooled.recording_id.to_numpy())
+        per_fold.append(float(lwlrap(truth, pooled[list(SPECIES_COLUMNS)].to_numpy())))
         truths.append(truth)
-        scores.append(pooled.to_numpy())
+        scores.append(pooled[list(SPECIES_COLUMNS)].to_numpy())
     return float(lwlrap(np.concatenate(truths), np.concatenate(scores))), per_fold
 
 

@@ -4,5 +4,4 @@ from rfcx.runlog import data_dir, logged
 
 with logged(snakemake.log[0], threads=snakemake.threads):
     stages.train_probe(snakemake.input.vectors, snakemake.input.index, data_dir(snakemake), snakemake.input.folds,
-                       snakemake.output[0], fold=int(snakemake.wildcards.fold), settings=dict(snakemake.params.probe),
-                       min_box_overlap=snakemake.params.probe["min_box_overlap"])
+                       snakemake.output[0], fold=int(snakemake.wildcards.fold), settings=dict(snakemake.params.probe))
