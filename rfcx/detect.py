@@ -14,7 +14,6 @@ changed, so retraining can never leave stale detections behind.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import queue
 import sys
@@ -36,7 +35,7 @@ from rfcx.constants import SAMPLE_RATE, SPECIES_COLUMNS
 from rfcx.detections_export import (Bands, load_bands, summary_row, write_audacity_labels, write_raven_table,
                                     write_summary)
 from rfcx.features import LogMelSpectrogram
-from rfcx.io import write_csv, write_json, write_parquet
+from rfcx.io import file_sha256, write_csv, write_json, write_parquet
 from rfcx.predict import predict_batch, window_starts
 from rfcx.train import load_detector
 
@@ -155,7 +154,7 @@ class Ensemble:
         return fixed_geometry(self.sample_rate, self.window_samples, window_seconds, hop_seconds)
 
     def digests(self) -> list[str]:
-        return sorted(file_digest(path) for path in self.paths)
+        return sorted(file_sha256(path) for path in self.paths)
 
 
 def fixed_geometry(sample_rate: int, window: int | None, window_seconds: float | None, hop_seconds: float | None,
@@ -204,7 +203,7 @@ class ProbeEnsemble:
         return fixed_geometry(self.sample_rate, self.window_samples, window_seconds, hop_seconds, self.hop_samples)
 
     def digests(self) -> list[str]:
-        return [self.sha256, *sorted(file_digest(path) for path in self.paths)]
+        return [self.sha256, *sorted(file_sha256(path) for path in self.paths)]
 
 
 @dataclass
@@ -305,17 +304,8 @@ def build_detector(models: str | Path | Iterable[str | Path] | None = None, *,
         members.append(Member("probe", ProbeEnsemble(embedding_card, probes), 1.0))
     weights = json.loads(Path(blend).read_text())["weights"] if blend else {}
     for member in members:
-        member.weight = weights.get(member.name, 1.0 / len(members)) if weights else 1.0 / len(members)
+        member.weight = weights.get(member.name, 1.0 / len(members))
     return Detector(members)
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file, read in blocks: a retrained model has a new digest, whatever its mtime says."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------------------------

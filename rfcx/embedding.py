@@ -14,7 +14,6 @@ so the model's flatbuffer is patched in memory to make the embedding tensor the 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import sys
@@ -29,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from rfcx.audio import AudioError, read_info
-from rfcx.io import atomic_path, write_parquet
+from rfcx.io import atomic_path, file_sha256, write_parquet
 
 #: What to install for the registered models, named in every error about a missing one.
 REQUIREMENTS_FILE = "requirements-embedding.txt"
@@ -128,15 +127,6 @@ def _custom_model(settings: dict[str, Any]) -> EmbeddingModel:
                                    f"(or pip install -r {REQUIREMENTS_FILE})")
     return EmbeddingModel(path.stem, path, int(settings["sample_rate"]), float(settings["window_seconds"]),
                           settings.get("tensor") or "", settings["licence"])
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file, recorded beside the embeddings so a result names the exact model that made it."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def embedding_graph(content: bytes, tensor: str) -> tuple[bytes, int]:

@@ -3,6 +3,7 @@ in one step, so an interrupted run leaves either the old complete file or the ne
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from contextlib import contextmanager
@@ -38,3 +39,13 @@ def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
 def write_json(data: Any, path: str | Path) -> None:
     with atomic_path(path) as partial:
         partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, read in blocks: what names a model file whatever its mtime says (a retrained fold model,
+    the embedding model that made a run's vectors)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
