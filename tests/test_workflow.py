@@ -71,7 +71,11 @@ def tree_digest(root: Path) -> dict[str, str]:
 def finished_run(tmp_path_factory) -> Path:
     """A copy of the workflow run to the end on the tiny dataset."""
     workdir = workflow_copy(tmp_path_factory.mktemp("workflow"), TINY)
-    snakemake(workdir)
+    trace = workdir / "import_trace"
+    trace.mkdir()
+    snakemake(workdir, env={"RFCX_IMPORT_TRACE": str(trace),
+                            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "tests" / "import_trace"),
+                                                                        os.environ.get("PYTHONPATH")]))})
     return workdir
 
 
@@ -148,6 +152,31 @@ def test_held_out_train_recordings_are_scored_whole_against_their_tp_species(fin
     assert f"OOF LWLRAP, whole recordings: {oof['recordings']['lwlrap']:.4f}" in summary
 
 
+def test_every_rule_lists_as_inputs_the_rfcx_code_its_script_imported(finished_run: Path) -> None:
+    """The run's scripts recorded the rfcx modules they really imported (tests/import_trace); each rule's inputs
+    (Snakemake's own summary) hold every one of them, as rfcx.codedeps derives them from the imports."""
+    from rfcx.codedeps import module_file, reached_modules
+
+    imported = {path.stem: set(path.read_text().split()) for path in (finished_run / "import_trace").glob("*.txt")}
+    assert {"validate", "train", "predict_oof", "predict_test", "score_oof", "ensemble", "summarise"} <= set(imported)
+    assert "rfcx.backbones" in imported["train"] and "rfcx.stages" in imported["train"]
+    summary = snakemake(finished_run, "--detailed-summary").stdout.splitlines()
+    header = summary[0].split("\t")
+    inputs_of = {}
+    for line in summary[1:]:
+        row = dict(zip(header, line.split("\t")))
+        inputs_of.setdefault(row["rule"], set()).update(row["input-file(s)"].split(","))
+    assert "rfcx/backbones.py" in inputs_of["train"] and "rfcx/stages.py" in inputs_of["score_oof"]
+    for script, modules in imported.items():
+        reached = reached_modules(REPO / "workflow" / "scripts" / f"{script}.py")
+        assert modules <= reached, (script, modules - reached)
+        for rule in {script} | ({"score_probe_oof"} if script == "score_oof" else set()):
+            if rule not in inputs_of:
+                continue
+            files = {str(module_file(name).relative_to(REPO)) for name in modules}
+            assert files <= inputs_of[rule], (rule, files - inputs_of[rule])
+
+
 def test_editing_a_script_or_the_model_code_reruns_its_rule(finished_run: Path) -> None:
     script = finished_run / "workflow" / "scripts" / "score_oof.py"
     script.write_text(script.read_text() + "\n# edited\n")
@@ -159,6 +188,20 @@ def test_editing_a_script_or_the_model_code_reruns_its_rule(finished_run: Path) 
     assert "train" in rules and not rules & {"split_folds", "crop_windows", "cache_waveforms"}
     model_code.write_text(model_code.read_text().removesuffix("\n# edited\n"))
     snakemake(finished_run, "--touch")
+    # any module a script reaches, however indirectly: the backbones (through the model) re-run the model's rules
+    # and what follows them, the stages hub every rule that calls it, and a module that no rule of this run (the
+    # CNN alone) reaches nothing
+    data_rules = {"synth", "validate", "split_folds", "crop_windows", "cache_waveforms"}
+    for module, expected, spared in (
+            ("backbones", {"train", "predict_oof", "predict_oof_recordings", "predict_test"}, data_rules),
+            ("stages", PLAIN_RULES - {"synth", "all"}, {"synth"}), ("embedding", set(), PLAIN_RULES)):
+        source = finished_run / "rfcx" / f"{module}.py"
+        original = source.read_text()
+        source.write_text(original + "\n# edited\n")
+        rules = planned_rules(finished_run)
+        source.write_text(original)
+        snakemake(finished_run, "--touch")
+        assert expected <= rules and not rules & spared, (module, rules)
 
 
 def test_a_corrupt_flac_stops_the_run_at_validation_and_keeps_earlier_results(finished_run: Path, tmp_path) -> None:

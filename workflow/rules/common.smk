@@ -5,6 +5,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from rfcx.codedeps import script_code
 from rfcx.runlog import model_job_threads, training_threads
 
 
@@ -49,14 +50,11 @@ def dataset_recordings():
     return sorted(str(path) for path in Path(DATA).glob("t*/*.flac"))
 
 
-def code(*modules):
-    """Source files of the rfcx modules (or package folders) that a step uses. Listed as inputs so that editing one
-    re-runs the step, since Snakemake does not track what a script imports."""
-    files = []
-    for module in modules:
-        package = REPO / "rfcx" / module
-        files += sorted(package.glob("*.py")) if package.is_dir() else [package.with_name(f"{module}.py")]
-    return [workdir_path(path) for path in files]
+def code(script):
+    """Source files of every rfcx module that workflow/scripts/`script`.py can import (rfcx.codedeps reads them
+    from the imports), listed as a rule's inputs so that editing one re-runs the rule: Snakemake does not track
+    what a script imports."""
+    return [workdir_path(path) for path in script_code(REPO / "workflow" / "scripts" / f"{script}.py")]
 
 
 def workdir_path(path):
@@ -67,9 +65,6 @@ def workdir_path(path):
     path = Path(path).resolve()
     return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
 
-
-MODEL_CODE = ["model", "features", "augment", "losses", "metrics", "loader", "cache", "mel_cache", "train", "backend",
-              "confuser_mix"]
 
 
 PSEUDO = config["pseudo_label"]["enabled"]

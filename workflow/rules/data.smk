@@ -3,6 +3,8 @@
 if SYNTHETIC:
 
     rule synth:
+        input:
+            code=code("synth"),
         output:
             multiext(f"{DATA}/", *CSV_FILES, "test_truth.csv"),
         params:
@@ -21,7 +23,7 @@ rule validate:
     input:
         csvs=dataset_csvs(),
         recordings=dataset_recordings(),
-        code=code("dataset", "audio"),
+        code=code("validate"),
     output:
         f"{RESULTS}/data/validated.json",
     params:
@@ -39,7 +41,7 @@ rule split_folds:
     input:
         validated=rules.validate.output[0],
         csvs=dataset_csvs(),
-        code=code("folds"),
+        code=code("split_folds"),
     output:
         f"{RESULTS}/data/folds.parquet",
     params:
@@ -57,7 +59,7 @@ rule crop_windows:
     input:
         folds=rules.split_folds.output[0],
         csvs=dataset_csvs(),
-        code=code("windows"),
+        code=code("crop_windows"),
     output:
         f"{RESULTS}/data/windows.parquet",
     params:
@@ -75,7 +77,7 @@ rule cache_waveforms:
     input:
         windows=rules.crop_windows.output[0],
         csvs=dataset_csvs(),
-        code=code("cache", "audio"),
+        code=code("cache_waveforms"),
     output:
         cache=f"{RESULTS}/data/waveforms.npy",
         index=f"{RESULTS}/data/waveform_index.parquet",

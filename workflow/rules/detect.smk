@@ -12,7 +12,7 @@ if config["detect"]["input_dir"]:
             recordings=config["detect"]["input_dir"],
             **detector_inputs(),
             train_tp=f"{DATA}/train_tp.csv",
-            code=code("detect", "detections_export", "embedding", "probe"),
+            code=code("detect"),
         output:
             summary=f"{DETECT_DIR}/summary.csv",
         params:

@@ -10,7 +10,7 @@ rule embed:
         validated=rules.validate.output[0],
         folds=rules.split_folds.output[0],
         csvs=dataset_csvs(),
-        code=code("embedding", "audio"),
+        code=code("embed"),
     output:
         train_vectors=f"{EMBEDDINGS}/train.npy",
         train_index=f"{EMBEDDINGS}/train_index.parquet",
@@ -36,7 +36,7 @@ rule train_probe:
         index=rules.embed.output.train_index,
         folds=rules.split_folds.output[0],
         csvs=dataset_csvs(),
-        code=code("probe", "embedding", "windows"),
+        code=code("train_probe"),
     output:
         f"{PROBE}/fold{{fold}}/probe.npz",
     params:
@@ -59,7 +59,7 @@ rule predict_probe:
         test_index=rules.embed.output.test_index,
         folds=rules.split_folds.output[0],
         csvs=dataset_csvs(),
-        code=code("probe", "embedding", "windows", "submission", "scoring"),
+        code=code("predict_probe"),
     output:
         oof=f"{PROBE}/oof/fold{{fold}}.parquet",
         recordings=f"{PROBE}/oof/fold{{fold}}_recordings.parquet",
@@ -79,7 +79,7 @@ use rule score_oof as score_probe_oof with:
     input:
         oof=expand(f"{PROBE}/oof/fold{{fold}}.parquet", fold=FOLDS),
         recordings=expand(f"{PROBE}/oof/fold{{fold}}_recordings.parquet", fold=FOLDS),
-        code=code("scoring", "metrics"),
+        code=code("score_oof"),
     output:
         scores=f"{RESULTS}/scores/oof_probe.json",
         table=report(
@@ -105,7 +105,7 @@ if BLEND:
             oof=[path for family in FAMILIES for path in family_oof_recordings(family)],
             test=[path for family in FAMILIES for path in family_test_folds(family)],
             csvs=dataset_csvs(),
-            code=code("blend", "submission", "scoring", "metrics"),
+            code=code("blend"),
         output:
             submission=f"{RESULTS}/submission.csv",
             scores=f"{RESULTS}/scores/test.json",

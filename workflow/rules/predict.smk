@@ -7,7 +7,7 @@ rule predict_oof:
         windows=rules.crop_windows.output[0],
         cache=rules.cache_waveforms.output.cache,
         index=rules.cache_waveforms.output.index,
-        code=code("predict", "loader", "cache"),
+        code=code("predict_oof"),
     output:
         f"{RESULTS}/oof/fold{{fold}}.parquet",
     params:
@@ -32,7 +32,7 @@ rule predict_oof_recordings:
         folds=rules.split_folds.output[0],
         validated=rules.validate.output[0],
         csvs=dataset_csvs(),
-        code=code("predict", "loader", "submission", "scoring"),
+        code=code("predict_oof_recordings"),
     output:
         f"{RESULTS}/oof/fold{{fold}}_recordings.parquet",
     params:
@@ -60,7 +60,7 @@ rule score_oof:
             if config["predict"]["oof_recordings"]
             else []
         ),
-        code=code("scoring", "metrics"),
+        code=code("score_oof"),
     output:
         scores=f"{RESULTS}/scores/oof.json",
         table=report(
@@ -88,7 +88,7 @@ if CALIBRATE:
     rule calibrate:
         input:
             oof=expand(f"{RESULTS}/oof/fold{{fold}}.parquet", fold=FOLDS),
-            code=code("calibration", "metrics"),
+            code=code("calibrate"),
         output:
             calibration=CALIBRATION,
             scores=CALIBRATION_SCORES,
@@ -108,7 +108,7 @@ rule predict_test:
         model=f"{FINAL_MODELS}/fold{{fold}}/model.keras",
         validated=rules.validate.output[0],
         csvs=dataset_csvs(),
-        code=code("predict", "loader", "submission"),
+        code=code("predict_test"),
     output:
         windows=f"{RESULTS}/test/fold{{fold}}_windows.parquet",
         recordings=f"{RESULTS}/test/fold{{fold}}.parquet",
@@ -135,7 +135,7 @@ if not BLEND:  # the CNN alone: its fold ensemble is the submission (else rule b
         input:
             folds=expand(f"{RESULTS}/test/fold{{fold}}.parquet", fold=FOLDS),
             csvs=dataset_csvs(),
-            code=code("submission", "scoring"),
+            code=code("ensemble"),
             **calibration_inputs("model"),
         output:
             submission=f"{RESULTS}/submission.csv",

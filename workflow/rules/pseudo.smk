@@ -10,7 +10,7 @@ if PSEUDO:
             folds=rules.split_folds.output[0],
             validated=rules.validate.output[0],
             csvs=dataset_csvs(),
-            code=code("predict", "loader"),
+            code=code("predict_unlabelled"),
         output:
             f"{RESULTS}/pseudo/fold{{fold}}_scores.parquet",
         params:
@@ -32,7 +32,7 @@ if PSEUDO:
             scores=rules.predict_unlabelled.output[0],
             folds=rules.split_folds.output[0],
             csvs=dataset_csvs(),
-            code=code("pseudo", "windows"),
+            code=code("pseudo_label"),
         output:
             f"{RESULTS}/pseudo/fold{{fold}}.parquet",
         params:
@@ -49,7 +49,7 @@ if PSEUDO:
         input:
             windows=rules.pseudo_label.output[0],
             csvs=dataset_csvs(),
-            code=code("cache", "audio"),
+            code=code("cache_waveforms"),
         output:
             cache=f"{RESULTS}/pseudo/fold{{fold}}_waveforms.npy",
             index=f"{RESULTS}/pseudo/fold{{fold}}_waveform_index.parquet",
@@ -67,7 +67,7 @@ if PSEUDO:
             pseudo=rules.pseudo_label.output[0],
             pseudo_cache=rules.cache_pseudo.output.cache,
             pseudo_index=rules.cache_pseudo.output.index,
-            code=code(*MODEL_CODE, "pseudo"),
+            code=code("train"),
         output:
             model=f"{FINAL_MODELS}/fold{{fold}}/model.keras",
             history=f"{FINAL_MODELS}/fold{{fold}}/history.csv",

@@ -4,6 +4,7 @@
 rule plot_training:
     input:
         histories=expand(f"{FINAL_MODELS}/fold{{fold}}/history.csv", fold=FOLDS),
+        code=code("plot_training"),
     output:
         report(
             f"{RESULTS}/report/training_curves.png",
@@ -26,7 +27,7 @@ rule plot_augmentations:
         windows=rules.crop_windows.output[0],
         cache=rules.cache_waveforms.output.cache,
         index=rules.cache_waveforms.output.index,
-        code=code("augment", "features", "plots"),
+        code=code("plot_augmentations"),
     output:
         report(
             f"{RESULTS}/report/augmentations.png",
@@ -51,6 +52,7 @@ rule summarise:
     input:
         submission=f"{RESULTS}/submission.csv",
         test=f"{RESULTS}/scores/test.json",
+        code=code("summarise"),
         **family_oof_scores(),
         **({"blend": f"{RESULTS}/scores/blend.json"} if BLEND else {}),
         **calibration_inputs("scores"),

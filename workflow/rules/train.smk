@@ -6,7 +6,7 @@ rule train:
         windows=rules.crop_windows.output[0],
         cache=rules.cache_waveforms.output.cache,
         index=rules.cache_waveforms.output.index,
-        code=code(*MODEL_CODE),
+        code=code("train"),
     output:
         model=f"{RESULTS}/models/fold{{fold}}/model.keras",
         history=f"{RESULTS}/models/fold{{fold}}/history.csv",
