@@ -29,9 +29,9 @@ limit=()
 for recipe in "$work"/*/; do   # the logs, also of a failed run
     name=$(basename "$recipe")
     [ "$name" = data ] && continue
-    mkdir -p "$out/$name"
+    mkdir -p "$out/$name/results"
     cp "$recipe/snakemake.log" "$out/$name/" 2>/dev/null || true
-    cp -r "$recipe/logs" "$out/$name/" 2>/dev/null || true
+    cp -r "$recipe/results/logs" "$out/$name/results/" 2>/dev/null || true
 done
 echo "gpu_quality done in $((SECONDS - started)) s (exit $status)"
 exit "$status"

@@ -145,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check a dataset folder and list every problem")
     validate.add_argument("data_dir", type=Path)
-    validate.add_argument("--decode", action="store_true", help="also decode every recording fully")
+    validate.add_argument("--decode", action=argparse.BooleanOptionalAction, default=True,
+                          help="decode every recording fully, as the workflow does (--no-decode: headers only, "
+                          "faster, but a truncated file passes)")
     validate.set_defaults(run=_validate)
 
     train = commands.add_parser("train", help="train one fold on the workflow's windows and cache")

@@ -157,3 +157,15 @@ def test_every_problem_is_reported_at_once(mini_dataset: Path) -> None:
 def test_a_missing_dataset_folder_is_named(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="nowhere"):
         load_dataset(tmp_path / "nowhere")
+
+
+def test_rfcx_validate_decodes_by_default_so_a_truncated_flac_fails_naming_it(mini_dataset: Path, capsys) -> None:
+    from rfcx.cli import main
+
+    path = mini_dataset / "test" / "bb0000001.flac"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # cut off halfway, as by a full card
+    assert main(["validate", str(mini_dataset), "--no-decode"]) == 0  # the header alone looks fine
+    capsys.readouterr()
+    assert main(["validate", str(mini_dataset)]) == 1
+    error = capsys.readouterr().err
+    assert "bb0000001.flac" in error and "valid:" not in error

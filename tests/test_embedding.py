@@ -198,7 +198,7 @@ def test_the_workflow_blends_the_cnn_and_the_probe_and_states_the_licence(tmp_pa
     sf.write(workdir / "field" / "at32k.wav", soxr.resample(fixed_signal(7.0, seed=4), SAMPLE_RATE, 32000), 32000)
     result = snakemake(workdir)
     assert "CC BY-NC-SA 4.0" in result.stderr  # at the start of the run
-    assert "CC BY-NC-SA 4.0" in (workdir / "logs/embed.log").read_text()  # and in the embedding job's log
+    assert "CC BY-NC-SA 4.0" in (workdir / "results/logs/embed.log").read_text()  # and in the embedding job's log
     card = json.loads((workdir / "results/embeddings/model.json").read_text())
     assert card["name"] == "birdnet_v2.4" and len(card["sha256"]) == 64 and card["hop_seconds"] == 3.0
     blend = json.loads((workdir / "results/scores/blend.json").read_text())

@@ -63,7 +63,7 @@ def test_the_workflow_runs_end_to_end_on_jax_without_tensorflow(tmp_path: Path) 
     pytest.importorskip("jax")
     workdir = workflow_copy(tmp_path, TINY)
     snakemake(workdir, env=JAX_WITHOUT_TENSORFLOW)
-    assert "backend jax" in (workdir / "logs/train/fold0.log").read_text()
+    assert "backend jax" in (workdir / "results/logs/train/fold0.log").read_text()
     data = workdir / "data" / "synthetic" / "tiny-seed0"
     submission = pd.read_csv(workdir / "results/submission.csv")
     assert tuple(submission.columns) == SUBMISSION_COLUMNS
@@ -124,7 +124,7 @@ def test_the_one_call_gpu_session_returns_both_benchmarks_within_the_device_tool
     with tarfile.open(out / "gpu-session.tgz") as archive:
         names = archive.getnames()
         bench_log = archive.extractfile("check/gpu-bench.log").read().decode()
-        train_log = archive.extractfile("quality/default/logs/train/fold0.log").read().decode()
+        train_log = archive.extractfile("quality/default/results/logs/train/fold0.log").read().decode()
     assert "  train step, constant input: 16 in " in bench_log
     assert "backend jax" in train_log
     assert {"check/nvidia-smi.txt", "quality/nvidia-smi.txt"} <= set(names)

@@ -27,7 +27,7 @@ OUTPUTS = [
     "results/models/fold0/model.keras", "results/models/fold1/history.csv", "results/oof/fold1.parquet",
     "results/oof/fold0_recordings.parquet",
     "results/test/fold0_windows.parquet", "results/data/folds.parquet", "results/data/windows.parquet",
-    "results/data/waveforms.npy", "logs/train/fold0.log",
+    "results/data/waveforms.npy", "results/logs/train/fold0.log",
 ]
 #: Every rule of a run with the optional stages (calibration, pseudo-labels, detection) off.
 PLAIN_RULES = {"synth", "validate", "split_folds", "crop_windows", "cache_waveforms", "train", "predict_oof",
@@ -204,6 +204,20 @@ def test_editing_a_script_or_the_model_code_reruns_its_rule(finished_run: Path) 
         assert expected <= rules and not rules & spared, (module, rules)
 
 
+def test_a_run_into_another_results_dir_leaves_the_first_runs_logs_alone(finished_run: Path) -> None:
+    before = tree_digest(finished_run / "results" / "logs")
+    assert "train/fold0.log" in before
+    (finished_run / "other.yaml").write_text(yaml.safe_dump({"results_dir": "other"}))
+    try:
+        snakemake(finished_run, "other/data/windows.parquet", "--configfile", "config.yaml", "other.yaml")
+        assert (finished_run / "other" / "logs" / "crop_windows.log").is_file()
+        assert tree_digest(finished_run / "results" / "logs") == before
+        assert (finished_run / "results" / "logs" / "crop_windows.log").exists() and not (finished_run / "logs").exists()
+    finally:
+        shutil.rmtree(finished_run / "other", ignore_errors=True)
+        (finished_run / "other.yaml").unlink()
+
+
 def test_a_corrupt_flac_stops_the_run_at_validation_and_keeps_earlier_results(finished_run: Path, tmp_path) -> None:
     """A user's dataset (a copy of the tiny one): after a successful run, one FLAC goes bad."""
     shutil.copytree(finished_run / "data" / "synthetic" / "tiny-seed0", tmp_path / "mydata")
@@ -330,7 +344,7 @@ def test_pseudo_labels_train_a_second_stage_that_makes_every_prediction(finished
         assert 0 < len(pseudo) <= 6 and (pseudo.recording_id.map(folds) != fold).all()
         assert ((pseudo.filter(regex=r"^t\d+$") >= -1) & (pseudo.filter(regex=r"^t\d+$") <= 1)).all().all()
         assert (run / f"results/stage2/models/fold{fold}/model.keras").exists()
-        assert f"{len(pseudo)} pseudo-labelled windows" in (run / f"logs/train_stage2/fold{fold}.log").read_text()
+        assert f"{len(pseudo)} pseudo-labelled windows" in (run / f"results/logs/train_stage2/fold{fold}.log").read_text()
         stage1_oof = pd.read_parquet(finished_run / f"results/oof/fold{fold}.parquet")
         stage2_oof = pd.read_parquet(run / f"results/oof/fold{fold}.parquet")
         assert list(stage2_oof.window_id) == list(stage1_oof.window_id)  # validated on the labelled windows only

@@ -88,11 +88,11 @@ CALIBRATION_SCORES = f"{RESULTS}/scores/calibration.json"
 
 
 def calibration_inputs(*names):
-    """Inputs that calibration adds to a step (`model`: the fitted maps and their code; `scores`: the cross-fitted
+    """Inputs that calibration adds to a step (`model`: the fitted maps; `scores`: the cross-fitted
     estimate), as a dict for `**`; empty when calibration is off, so the step is then exactly as without it."""
     if not CALIBRATE:
         return {}
-    available = {"model": {"calibration": CALIBRATION, "calibration_code": code("calibration")},
+    available = {"model": {"calibration": CALIBRATION},
                  "scores": {"calibration_scores": CALIBRATION_SCORES}}
     return {key: value for name in names for key, value in available[name].items()}
 

@@ -13,7 +13,7 @@ if SYNTHETIC:
         conda:
             "../envs/rfcx.yaml"
         log:
-            "logs/synth.log",
+            f"{Path(DATA).parent}/logs/{Path(DATA).name}.log",
         threads: workflow.cores
         script:
             "../scripts/synth.py"
@@ -31,7 +31,7 @@ rule validate:
     conda:
         "../envs/rfcx.yaml"
     log:
-        "logs/validate.log",
+        f"{RESULTS}/logs/validate.log",
     threads: workflow.cores
     script:
         "../scripts/validate.py"
@@ -50,7 +50,7 @@ rule split_folds:
     conda:
         "../envs/rfcx.yaml"
     log:
-        "logs/split_folds.log",
+        f"{RESULTS}/logs/split_folds.log",
     script:
         "../scripts/split_folds.py"
 
@@ -68,7 +68,7 @@ rule crop_windows:
     conda:
         "../envs/rfcx.yaml"
     log:
-        "logs/crop_windows.log",
+        f"{RESULTS}/logs/crop_windows.log",
     script:
         "../scripts/crop_windows.py"
 
@@ -87,7 +87,7 @@ rule cache_waveforms:
     conda:
         "../envs/rfcx.yaml"
     log:
-        "logs/cache_waveforms.log",
+        f"{RESULTS}/logs/cache_waveforms.log",
     threads: 4
     benchmark:
         f"{RESULTS}/benchmarks/cache_waveforms.tsv"

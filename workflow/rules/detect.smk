@@ -24,7 +24,7 @@ if config["detect"]["input_dir"]:
         conda:
             "../envs/embedding.yaml" if "probe" in FAMILIES else "../envs/rfcx.yaml"
         log:
-            "logs/detect.log",
+            f"{RESULTS}/logs/detect.log",
         benchmark:
             f"{RESULTS}/benchmarks/detect.tsv"
         script:

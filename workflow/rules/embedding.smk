@@ -23,7 +23,7 @@ rule embed:
     conda:
         "../envs/embedding.yaml"
     log:
-        "logs/embed.log",
+        f"{RESULTS}/logs/embed.log",
     benchmark:
         f"{RESULTS}/benchmarks/embed.tsv"
     script:
@@ -45,7 +45,7 @@ rule train_probe:
     conda:
         "../envs/rfcx.yaml"
     log:
-        "logs/train_probe/fold{fold}.log",
+        f"{RESULTS}/logs/train_probe/fold{{fold}}.log",
     script:
         "../scripts/train_probe.py"
 
@@ -70,7 +70,7 @@ rule predict_probe:
     conda:
         "../envs/rfcx.yaml"
     log:
-        "logs/predict_probe/fold{fold}.log",
+        f"{RESULTS}/logs/predict_probe/fold{{fold}}.log",
     script:
         "../scripts/predict_probe.py"
 
@@ -95,7 +95,7 @@ use rule score_oof as score_probe_oof with:
             labels={"figure": "OOF LWLRAP per species, embedding probe"},
         ),
     log:
-        "logs/score_probe_oof.log",
+        f"{RESULTS}/logs/score_probe_oof.log",
 
 
 if BLEND:
@@ -117,6 +117,6 @@ if BLEND:
         conda:
             "../envs/rfcx.yaml"
         log:
-            "logs/blend.log",
+            f"{RESULTS}/logs/blend.log",
         script:
             "../scripts/blend.py"

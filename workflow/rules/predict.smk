@@ -21,7 +21,7 @@ rule predict_oof:
     conda:
         "../envs/rfcx.yaml"
     log:
-        "logs/predict_oof/fold{fold}.log",
+        f"{RESULTS}/logs/predict_oof/fold{{fold}}.log",
     script:
         "../scripts/predict_oof.py"
 
@@ -45,7 +45,7 @@ rule predict_oof_recordings:
     conda:
         "../envs/rfcx.yaml"
     log:
-        "logs/predict_oof_recordings/fold{fold}.log",
+        f"{RESULTS}/logs/predict_oof_recordings/fold{{fold}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/predict_oof_recordings/fold{{fold}}.tsv"
     script:
@@ -78,7 +78,7 @@ rule score_oof:
     conda:
         "../envs/rfcx.yaml"
     log:
-        "logs/score_oof.log",
+        f"{RESULTS}/logs/score_oof.log",
     script:
         "../scripts/score_oof.py"
 
@@ -98,7 +98,7 @@ if CALIBRATE:
         conda:
             "../envs/rfcx.yaml"
         log:
-            "logs/calibrate.log",
+            f"{RESULTS}/logs/calibrate.log",
         script:
             "../scripts/calibrate.py"
 
@@ -122,7 +122,7 @@ rule predict_test:
     conda:
         "../envs/rfcx.yaml"
     log:
-        "logs/predict_test/fold{fold}.log",
+        f"{RESULTS}/logs/predict_test/fold{{fold}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/predict_test/fold{{fold}}.tsv"
     script:
@@ -145,6 +145,6 @@ if not BLEND:  # the CNN alone: its fold ensemble is the submission (else rule b
         conda:
             "../envs/rfcx.yaml"
         log:
-            "logs/ensemble.log",
+            f"{RESULTS}/logs/ensemble.log",
         script:
             "../scripts/ensemble.py"

@@ -23,7 +23,7 @@ if PSEUDO:
         conda:
             "../envs/rfcx.yaml"
         log:
-            "logs/predict_unlabelled/fold{fold}.log",
+            f"{RESULTS}/logs/predict_unlabelled/fold{{fold}}.log",
         script:
             "../scripts/predict_unlabelled.py"
 
@@ -41,7 +41,7 @@ if PSEUDO:
         conda:
             "../envs/rfcx.yaml"
         log:
-            "logs/pseudo_label/fold{fold}.log",
+            f"{RESULTS}/logs/pseudo_label/fold{{fold}}.log",
         script:
             "../scripts/pseudo_label.py"
 
@@ -54,7 +54,7 @@ if PSEUDO:
             cache=f"{RESULTS}/pseudo/fold{{fold}}_waveforms.npy",
             index=f"{RESULTS}/pseudo/fold{{fold}}_waveform_index.parquet",
         log:
-            "logs/cache_pseudo/fold{fold}.log",
+            f"{RESULTS}/logs/cache_pseudo/fold{{fold}}.log",
         benchmark:
             f"{RESULTS}/benchmarks/cache_pseudo/fold{{fold}}.tsv"
 
@@ -72,6 +72,6 @@ if PSEUDO:
             model=f"{FINAL_MODELS}/fold{{fold}}/model.keras",
             history=f"{FINAL_MODELS}/fold{{fold}}/history.csv",
         log:
-            "logs/train_stage2/fold{fold}.log",
+            f"{RESULTS}/logs/train_stage2/fold{{fold}}.log",
         benchmark:
             f"{RESULTS}/benchmarks/train_stage2/fold{{fold}}.tsv"

@@ -17,7 +17,7 @@ rule plot_training:
     conda:
         "../envs/rfcx.yaml"
     log:
-        "logs/plot_training.log",
+        f"{RESULTS}/logs/plot_training.log",
     script:
         "../scripts/plot_training.py"
 
@@ -43,7 +43,7 @@ rule plot_augmentations:
     conda:
         "../envs/rfcx.yaml"
     log:
-        "logs/plot_augmentations.log",
+        f"{RESULTS}/logs/plot_augmentations.log",
     script:
         "../scripts/plot_augmentations.py"
 
@@ -75,6 +75,6 @@ rule summarise:
     conda:
         "../envs/rfcx.yaml"
     log:
-        "logs/summarise.log",
+        f"{RESULTS}/logs/summarise.log",
     script:
         "../scripts/summarise.py"

@@ -19,7 +19,7 @@ rule train:
     conda:
         "../envs/rfcx.yaml"
     log:
-        "logs/train/fold{fold}.log",
+        f"{RESULTS}/logs/train/fold{{fold}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/fold{{fold}}.tsv"
     script:
