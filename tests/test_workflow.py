@@ -233,10 +233,11 @@ def test_a_corrupt_flac_stops_the_run_at_validation_and_keeps_earlier_results(fi
     console = result.stdout + result.stderr
     assert f"mydata/train/{flac.name}" in console and "unreadable audio" in console
     after = tree_digest(tmp_path / "results")
-    # the failed check removes its own record (Snakemake clears a job's output before running it); every result
-    # of the earlier run is untouched, and nothing after validation ran
+    # the failed check removes its own record (Snakemake clears a job's output before running it) and its log now
+    # names the bad file; every other result of the earlier run is untouched, and nothing after validation ran
     before.pop("data/validated.json")
-    assert after == before
+    assert flac.name in (tmp_path / "results" / "logs" / "validate.log").read_text()
+    assert {**after, "logs/validate.log": None} == {**before, "logs/validate.log": None}
 
 
 def test_the_report_renders_offline_with_every_result(finished_run: Path) -> None:
