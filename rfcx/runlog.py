@@ -89,6 +89,8 @@ def logged(log_path: str | Path, threads: int | None = None) -> Iterator[None]:
 
 
 def data_dir(job) -> Path:
-    """The dataset folder of a Snakemake job, derived from its `csvs` input (the dataset's tables), so that the
-    path follows the files wherever the job runs."""
+    """The dataset folder of a Snakemake job: the folder of its `csvs` input (the dataset's tables), which the
+    workflow lists under rfcx.config.data_dir's folder (common.smk's DATA); read back here rather than worked out
+    again. (Importing rfcx.config here would make it a code input of every rule, rfcx.codedeps, and re-run
+    finished work.)"""
     return Path(job.input.csvs[0]).parent
