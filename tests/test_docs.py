@@ -9,9 +9,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 #: A commit id, abbreviated (7+) or whole (40): a run of 7-40 lowercase hex digits standing alone, with at least one
-#: digit (so not a word such as "defaced"; an id may be all digits, so long numbers are written with commas). A sha256 (64 hex digits) is longer
-#: than any run this accepts, so a checksum shown as such does not count; nor does a name in a path, a quoted value
-#: or a file name (a recording id such as test/bb0000002.flac).
+#: digit (so not a word such as "defaced"; an id may be all digits, so long numbers are written with commas). A
+#: sha256 (64 hex digits) is longer than any run this accepts, so a checksum shown as such does not count; nor does a
+#: name in a path, a quoted value or a file name (a recording id such as test/bb0000002.flac).
 COMMIT_ID = re.compile(r"(?<![0-9A-Za-z/'\"=_,.-])(?=[0-9a-f]*[0-9])[0-9a-f]{7,40}"
                        r"(?![0-9A-Za-z'\"_-])(?!\.[A-Za-z])")
 
