@@ -9,9 +9,8 @@ __version__ = "0.1.0"
 
 #: TensorFlow's oneDNN kernels, on unless the user chose otherwise. TensorFlow turns them on by itself only on CPUs
 #: with AVX-512 VNNI, BF16 or AMX; on the rest (AVX2: most cloud VMs, AMD EPYC and Ryzen, laptops) it trains with
-#: Eigen's kernels, whose convolution gradients are slow: a ResNet50 step of 16 windows at 112 x 88 took 1.37-1.46 s
-#: with them against 0.83-0.96 s with oneDNN (2-core AMD EPYC, processes alternated; benchmarks/PROBES.md, 13th
-#: round). TensorFlow reads the variable once, when it is first imported, hence here, before any rfcx module imports
-#: Keras; `TF_ENABLE_ONEDNN_OPTS=0` in the environment keeps Eigen's kernels. rfcx.runlog.thread_environment keeps
-#: the results deterministic with it.
+#: Eigen's kernels, whose convolution gradients are slow: a ResNet50 training step takes markedly longer with them
+#: (measurements in benchmarks/PROBES.md). TensorFlow reads the variable once, when it is first imported, hence here,
+#: before any rfcx module imports Keras; `TF_ENABLE_ONEDNN_OPTS=0` in the environment keeps Eigen's kernels.
+#: rfcx.runlog.thread_environment keeps the results deterministic with it.
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

@@ -3,11 +3,10 @@
 Why: glibc's malloc serves each allocation above its mmap threshold (128 kB to 32 MB) with a fresh ``mmap`` and
 returns it with ``munmap`` when freed, and trims the heap's free top back to the OS. A ResNet50 step allocates and
 frees gigabytes of activations and gradients (tens of MB each), so every step the kernel maps and zeroes those pages
-anew: ~760,000 minor page faults per CPU training step of 16 windows at 112 x 88 on a 2-core VM, 2.0-2.5 s of system
-time per step. With mmap and trimming off, the freed blocks are reused and the faults stop (~250-900 per step): the
-same step took 1.40 s against 2.6-3.5 s, with identical losses and ~10% more peak memory (2.33 against 2.11 GB)
-(benchmarks/PROBES.md, eleventh round). The cost of a page fault varies with a VM host's load, which is much of why
-the same training ran 2-3x slower in some hours than in others.
+anew: hundreds of thousands of minor page faults per CPU training step of ResNet50, seconds of system time. With mmap
+and trimming off, the freed blocks are reused and the faults stop: the same step runs much faster, with identical
+losses and a little more peak memory (measurements in benchmarks/PROBES.md). The cost of a page fault varies with a
+VM host's load, so without this the same training runs at very different speeds from hour to hour.
 
 Only glibc has these knobs (``mallopt``); elsewhere (macOS, musl) this does nothing. ``RFCX_SYSTEM_MALLOC=1`` keeps
 the C library's own behaviour.

@@ -52,12 +52,11 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     return apply_schema(config or {})
 
 
-def synthetic_data_dir(config: dict[str, Any]) -> Path:
-    """Folder of the embedded synthetic dataset that `config` selects."""
+def data_dir(config: dict[str, Any]) -> Path:
+    """The dataset folder a config selects: `data_dir` itself, or for "synthetic" the embedded dataset's folder under
+    synth.root, one per scale and seed. The one place this is worked out: the workflow's DATA (common.smk), the
+    benchmarks and the rule scripts (through their dataset inputs, rfcx.runlog.data_dir) all get it from here."""
+    if config["data_dir"] != "synthetic":
+        return Path(config["data_dir"])
     synth = config["synth"]
     return Path(synth["root"]) / f"{synth['scale']}-seed{synth['seed']}"
-
-
-def data_dir(config: dict[str, Any]) -> Path:
-    """The dataset folder the workflow reads: the configured one, or the embedded synthetic one."""
-    return synthetic_data_dir(config) if config["data_dir"] == "synthetic" else Path(config["data_dir"])

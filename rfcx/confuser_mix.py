@@ -1,11 +1,10 @@
 """Confuser mixing: train on tp windows with a false-positive sound added, instead of on fp windows alone.
 
 Why. On whole recordings most ranking errors come from confusers, sounds in a species' band that are not that species
-(the train_fp boxes): on the demo's held-out train recordings the wrongly top-ranked species' best window lay on an fp
-box 137 times out of 257 (benchmarks/PROBES.md, fifteenth round). Windows centred on fp boxes, trained on as
-all-negative examples (`windows.fp_window_fraction` alone), teach the detector to ignore them, but on a fixed step
-budget they take their batch slots from the tp windows: a quarter of the fp boxes took a third of the steps and cost
-the held-out tp windows 0.03 LWLRAP. Mixing keeps every slot for a tp window and adds, with probability `p`, the audio
+(the train_fp boxes): a wrongly top-ranked species' best window often lies on an fp box. Windows centred on fp boxes,
+trained on as all-negative examples (`windows.fp_window_fraction` alone), teach the detector to ignore them, but on a
+fixed step budget they take their batch slots from the tp windows, and the calls are then learnt less well. Mixing
+keeps every slot for a tp window and adds, with probability `p`, the audio
 of a random fp-centred window of the training folds at a random gain: the detector sees the confuser beside a real call
 and must score the call's species only.
 

@@ -36,17 +36,15 @@ def thread_environment(threads: int) -> dict[str, str]:
 def model_job_threads(cores: int, gpus: int, gpu_threads: int) -> int:
     """Threads of one model job (a fold's prediction; see `training_threads` for training). With a GPU,
     `gpu_threads` (they feed the device; ``resources: gpu`` limits how many such jobs run). On CPUs alone, half the
-    cores, so two jobs run side by side: a ResNet50 training step (112 x 88, batch 16, oneDNN) took 0.79-0.86 s on 2
-    threads, and two single-thread processes at once took 1.41-1.49 s a step each, ~12% more steps per second
-    together (benchmarks/PROBES.md, fourteenth round)."""
+    cores, so two jobs run side by side: two single-thread ResNet50 trainings make more steps per second together
+    than one on two threads (measurements in benchmarks/PROBES.md)."""
     return gpu_threads if gpus else max(1, cores // 2)
 
 
 def training_threads(cores: int, gpus: int, gpu_threads: int, fold: int, n_folds: int) -> int:
     """Threads of fold `fold`'s training: on CPUs the folds train in pairs on half the cores each
     (`model_job_threads`), and the last fold of an odd count, which has no partner, on all of them, so it does not
-    run alone on half the machine (on 2 cores, the 3-fold demo's third fold trained for ~11 min on one thread, ~7 on
-    two)."""
+    run alone on half the machine."""
     if not gpus and n_folds % 2 and fold == n_folds - 1:
         return max(1, cores)
     return model_job_threads(cores, gpus, gpu_threads)
@@ -89,6 +87,8 @@ def logged(log_path: str | Path, threads: int | None = None) -> Iterator[None]:
 
 
 def data_dir(job) -> Path:
-    """The dataset folder of a Snakemake job, derived from its `csvs` input (the dataset's tables), so that the
-    path follows the files wherever the job runs."""
+    """The dataset folder of a Snakemake job: the folder of its `csvs` input (the dataset's tables), which the
+    workflow lists under rfcx.config.data_dir's folder (common.smk's DATA); read back here rather than worked out
+    again. (Importing rfcx.config here would make it a code input of every rule, rfcx.codedeps, and re-run
+    finished work.)"""
     return Path(job.input.csvs[0]).parent

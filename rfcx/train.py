@@ -93,7 +93,7 @@ class EpochSeeds(keras.callbacks.Callback):
     begins, so an epoch draws the same augmentations whether the run got there uninterrupted or resumed from a
     backup: the generators' states are not among the weights BackupAndRestore writes, and carried on from wherever
     the killed process left them, a resumed run ended with other weights than an uninterrupted one. (Checked
-    exact on TensorFlow; on JAX a resumed run still differs, benchmarks/PROBES.md, fourteenth round.)"""
+    exact on TensorFlow; on JAX a resumed run still differs.)"""
 
     def __init__(self, seed: int):
         super().__init__()

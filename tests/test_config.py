@@ -19,13 +19,57 @@ def all_properties(schema: dict, path: str = ""):
         yield from all_properties(sub, f"{path}{name}.")
 
 
-def test_every_option_has_a_default_and_a_description() -> None:
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+def all_items_properties(schema: dict):
+    """`all_properties`, and those of the items of list options (the augmentation entries' common keys)."""
     for name, sub in all_properties(schema):
-        if name.startswith("augment."):
-            continue  # the items of the augmentation list are described by rfcx.augment
-        assert "default" in sub, name
-        assert "description" in sub or sub.get("type") == "object", name
+        yield name, sub
+        yield from all_properties(sub.get("items", {}), f"{name}[].")
+
+
+def test_every_option_has_a_default_and_a_description() -> None:
+    """The schema is where every option is documented (config.yaml shows only a few): each one, sections and the
+    augmentation entries' keys included, says what it does; each option has a default."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    undocumented = [name for name, sub in all_items_properties(schema) if not str(sub.get("description", "")).strip()]
+    assert not undocumented, f"options without a description in the schema: {undocumented}"
+    no_default = [name for name, sub in all_properties(schema) if "default" not in sub]
+    assert not no_default, f"options without a default: {no_default}"
+
+
+#: What config.yaml sets to a demo-sized value on purpose (each marked `# demo budget:` there): everything else it
+#: sets must be the schema's default, so that the schema holds the one set of defaults.
+DEMO_BUDGET = {"folds.n_folds", "train.epochs", "train.steps_per_epoch", "train.batch_size"}
+
+
+def leaves(config: dict, path: str = "") -> dict:
+    """Every value a config sets, by dotted name (lists are values)."""
+    found = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            found.update(leaves(value, f"{path}{key}."))
+        else:
+            found[f"{path}{key}"] = value
+    return found
+
+
+def test_config_yaml_sets_the_schema_defaults_except_the_demo_budget() -> None:
+    shown = leaves(yaml.safe_load((REPO / "config.yaml").read_text()))
+    defaults = leaves(load_config(None))
+    assert not set(shown) - set(defaults), "config.yaml sets options the schema does not know"
+    differ = {name for name, value in shown.items() if value != defaults[name]}
+    assert differ == DEMO_BUDGET, (f"not the schema's default nor a listed demo budget: {differ - DEMO_BUDGET}; "
+                                   f"listed but equal to the default: {DEMO_BUDGET - differ}")
+    text = (REPO / "config.yaml").read_text()
+    for name in DEMO_BUDGET:
+        key = name.rsplit(".", 1)[-1]
+        assert re.search(rf"^\s+{key}: [^#\n]+# demo budget: ", text, flags=re.M), f"{name}: no '# demo budget:' note"
+
+
+def test_the_reference_recipe_names_only_what_differs_from_the_defaults() -> None:
+    """config/reference.yaml is a list of overrides: a value equal to the schema's default would be a second copy."""
+    reference = leaves(yaml.safe_load((REPO / "config" / "reference.yaml").read_text()))
+    defaults = leaves(load_config(None))
+    assert [name for name, value in reference.items() if value == defaults[name]] == []
 
 
 @pytest.mark.parametrize("path", ["config.yaml", *sorted(str(p.relative_to(REPO)) for p in (REPO / "config").glob("*.yaml"))])

@@ -62,7 +62,8 @@ def test_band_floor_makes_every_band_start_from_the_same_floor_in_the_backbones_
     """With features.band_floor_quantile, the scaled image the backbone sees has the same `quantile` over time in every
     band (each band's floor was subtracted before the min-max scaling); without it, a brown-noise background's
     tilt is still there."""
-    config = load_config(None, {"features": {"n_mels": 32, "frames": 32, "band_floor_quantile": quantile},
+    config = load_config(None, {"features": {"n_mels": 32, "frames": 32, "band_floor_quantile": quantile,
+                                             "noise_gate_db": 0, "scaling": "minmax"},
                                 "model": {"dense_units": 32}})
     detector = build_model(config["features"], config["model"], window_seconds=1.0)
     assert any(layer.name == "band_floor" for layer in detector.layers) == bool(quantile)
@@ -78,7 +79,8 @@ def test_band_floor_makes_every_band_start_from_the_same_floor_in_the_backbones_
 def scaled_images(scaling: str, clips: np.ndarray, **features) -> np.ndarray:
     """The image each clip becomes for the backbone (band floor at the median), under `features.scaling`."""
     config = load_config(None, {"features": {"n_mels": 32, "frames": 32, "band_floor_quantile": 0.5,
-                                             "scaling": scaling, **features}, "model": {"dense_units": 32}})
+                                             "noise_gate_db": 0, "scaling": scaling, **features},
+                                "model": {"dense_units": 32}})
     detector = build_model(config["features"], config["model"], window_seconds=1.0)
     scale_layer = "fixed_scale" if scaling == "fixed" else "min_max"
     image_of = keras.Model(detector.input, detector.get_layer(scale_layer).output)

@@ -6,6 +6,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from rfcx.codedeps import script_code
+from rfcx.config import data_dir
 from rfcx.runlog import model_job_threads, training_threads
 
 
@@ -14,11 +15,7 @@ validate(config, "../schemas/config.schema.yaml")
 REPO = Path(workflow.basedir)
 
 SYNTHETIC = config["data_dir"] == "synthetic"
-DATA = (
-    f"{config['synth']['root']}/{config['synth']['scale']}-seed{config['synth']['seed']}"
-    if SYNTHETIC
-    else config["data_dir"]
-)
+DATA = str(data_dir(config))  # rfcx.config.data_dir: the dataset folder, worked out in one place
 RESULTS = config["results_dir"]
 FOLDS = list(range(config["folds"]["n_folds"]))
 GPU = 1 if config["resources"]["gpu"] else 0
