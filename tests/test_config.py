@@ -101,9 +101,12 @@ def test_an_unknown_or_wrong_option_is_named() -> None:
 
 def test_a_noise_gate_without_a_band_floor_is_refused_when_the_config_loads() -> None:
     """The gate works above each band's floor; without one it would silently do nothing (or fail only at training)."""
-    with pytest.raises(ValueError, match="band_floor_quantile"):
-        load_config(None, {"features": {"noise_gate_db": 3.0, "band_floor_quantile": 0}})
+    for features in ({"noise_gate_db": 3.0, "band_floor_quantile": 0}, {"band_floor_quantile": 0}):  # the default gate
+        with pytest.raises(ValueError, match="noise_gate_db"):
+            load_config(None, {"features": features})
     assert load_config(None, {"features": {"noise_gate_db": 3.0, "band_floor_quantile": 0.5}})["features"]["noise_gate_db"] == 3.0
+    assert load_config(None, {"features": {"noise_gate_db": 5.0}})["features"]["band_floor_quantile"] == 0.5
+    assert load_config(None, {"features": {"noise_gate_db": 0, "band_floor_quantile": 0}})["features"]["noise_gate_db"] == 0
 
 
 def test_defaults_fill_every_section() -> None:
