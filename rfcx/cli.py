@@ -113,7 +113,7 @@ def _bench_probe(args: argparse.Namespace) -> int:
         return [kind(value) for value in text.split(",")]
 
     table = sweep(args.results, args.data_dir, cs=numbers(args.c, float), overlaps=numbers(args.min_box_overlap, float),
-                  every=numbers(args.every, int))
+                  every=numbers(args.every, int), contexts=numbers(args.context, int))
     print(table.sort_values("oof_recordings_lwlrap", ascending=False).to_string(index=False, float_format="%.4f"))
     return 0
 
@@ -183,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--c", default="0.01,0.03,0.1,0.3,1", help="inverse regularisation strengths to try")
     probe.add_argument("--min-box-overlap", default="0.5", help="box fill shares to try")
     probe.add_argument("--every", default="1,2", help="grid thinning: 2 scores a grid of twice the run's hop")
+    probe.add_argument("--context", default="0,1,2", help="neighbouring windows on each side to try (probe.context)")
     probe.set_defaults(run=_bench_probe)
 
     speed = commands.add_parser("bench-embedding", help="embedding throughput: rfcx's way and the usual ones, side "

@@ -148,6 +148,10 @@ class Ensemble:
         scores = [predict_batch(model, windows, batch_size) for model in self.models]
         return np.mean(scores, axis=0)
 
+    def finish(self, outputs: np.ndarray) -> np.ndarray:
+        """A recording's window scores from its windows' predict outputs: those already are."""
+        return outputs
+
     def geometry(self, window_seconds: float | None, hop_seconds: float | None) -> Geometry:
         """Window and hop in samples: the window is the model's input length (a different one is an error, since the
         model cannot take it), the hop half of it unless given."""
@@ -195,12 +199,25 @@ class ProbeEnsemble:
         self.sha256 = card["sha256"]
 
     def predict(self, windows: np.ndarray, batch_size: int) -> np.ndarray:
-        vectors = self.embedder(windows)
-        return np.mean([probe.predict(vectors) for probe in self.probes], axis=0)
+        """The windows' embeddings: the probes score them once the recording's are all there (finish), since a
+        probe with context reads each window's neighbours."""
+        return self.embedder(windows)
+
+    def finish(self, outputs: np.ndarray) -> np.ndarray:
+        """A recording's window scores (mean over the fold probes) from its windows' embeddings, in time order."""
+        recording = np.zeros(len(outputs), dtype=np.int64)
+        return np.mean([probe.predict(outputs, recording) for probe in self.probes], axis=0)
 
     def geometry(self, window_seconds: float | None, hop_seconds: float | None) -> Geometry:
-        """The embedding model's window; the hop of the grid the probes were trained on unless given."""
-        return fixed_geometry(self.sample_rate, self.window_samples, window_seconds, hop_seconds, self.hop_samples)
+        """The embedding model's window; the hop of the grid the probes were trained on unless given. A probe with
+        context knows its neighbours at that hop only, so it takes no other."""
+        geometry = fixed_geometry(self.sample_rate, self.window_samples, window_seconds, hop_seconds,
+                                  self.hop_samples)
+        if geometry.hop != self.hop_samples and any(probe.context for probe in self.probes):
+            grid = self.hop_samples / self.sample_rate
+            raise ValueError(f"the probe reads each window with its neighbours on the {grid:g} s grid it was "
+                             "trained on: leave the probe's hop as it is")
+        return geometry
 
     def digests(self) -> list[str]:
         return [self.sha256, *sorted(file_sha256(path) for path in self.paths)]
@@ -443,7 +460,7 @@ def score_recording(info: AudioInfo, ensemble: Ensemble | ProbeEnsemble, geometr
         scores.append(ensemble.predict(windows, batch_size))
         if progress:
             progress(len(batch_starts))
-    frame = pd.DataFrame(np.concatenate(scores), columns=list(SPECIES_COLUMNS))
+    frame = pd.DataFrame(ensemble.finish(np.concatenate(scores)), columns=list(SPECIES_COLUMNS))
     all_starts = np.concatenate(starts)
     frame.insert(0, "end", geometry.seconds(all_starts + geometry.window))
     frame.insert(0, "start", geometry.seconds(all_starts))

@@ -9,6 +9,10 @@ and a linear map per species needs only the dataset's boxes. Targets come from t
 - every other window of a labelled recording, fp boxes and unboxed audio included, is a negative of k. Unlabelled
   audio is never a positive.
 
+A window is described by its own vector and the mean of its `context` neighbours on each side (`with_context`):
+a 3 s window says little about a call cut at its edge or a chorus around it, and the neighbours on a fine grid
+add that temporal context at the cost of a wider linear map.
+
 Each species' classes are balanced by weight, so a rare species is not drowned by background windows. The fitted
 probe is plain arrays (standardisation, weights, biases) saved as .npz: no pickled objects, and prediction is one
 matrix product that any backend or machine can run.
@@ -48,20 +52,46 @@ def grid_targets(index: pd.DataFrame, tp: pd.DataFrame, min_box_overlap: float) 
     return targets
 
 
+def with_context(vectors: np.ndarray, recording_ids: np.ndarray, context: int) -> np.ndarray:
+    """(windows, dim) -> (windows, 2 dim): each window's vector, then the mean of the `context` windows on each side
+    of it on the grid (rows in time order per recording). A neighbour past the recording's ends counts as the window
+    itself, so a recording is described the same way whatever comes before or after it in the matrix. context 0:
+    the vectors unchanged."""
+    vectors = np.asarray(vectors)
+    if context == 0:
+        return vectors
+    recording_ids = np.asarray(recording_ids)
+    total = np.zeros(vectors.shape, np.float64)
+    for shift in (step * side for step in range(1, context + 1) for side in (1, -1)):
+        neighbour = np.roll(vectors, shift, axis=0)
+        outside = np.roll(recording_ids, shift) != recording_ids
+        if abs(shift) >= len(vectors):
+            outside[:] = True
+        elif shift > 0:
+            outside[:shift] = True  # np.roll wraps the matrix's end round to its start
+        else:
+            outside[shift:] = True
+        total += np.where(outside[:, None], vectors, neighbour)
+    return np.concatenate([vectors, (total / (2 * context)).astype(vectors.dtype)], axis=1)
+
+
 @dataclass(frozen=True)
 class Probe:
-    """A fitted probe: x -> sigmoid(((x - mean) / scale) @ weights.T + bias), per species. Species that had no
-    positive (or no negative) training window are not fitted and score 0."""
+    """A fitted probe: x -> sigmoid(((x - mean) / scale) @ weights.T + bias), per species, where x is a window's
+    vector with its `context` (with_context). Species that had no positive (or no negative) training window are
+    not fitted and score 0."""
 
     mean: np.ndarray
     scale: np.ndarray
     weights: np.ndarray
     bias: np.ndarray
     fitted: np.ndarray
+    context: int = 0
 
-    def predict(self, vectors: np.ndarray) -> np.ndarray:
-        """(windows, species) probabilities."""
-        logits = ((np.asarray(vectors, np.float64) - self.mean) / self.scale) @ self.weights.T + self.bias
+    def predict(self, vectors: np.ndarray, recording_ids: np.ndarray) -> np.ndarray:
+        """(windows, species) probabilities of grid windows (rows in time order per recording of `recording_ids`)."""
+        features = with_context(vectors, recording_ids, self.context)
+        logits = ((np.asarray(features, np.float64) - self.mean) / self.scale) @ self.weights.T + self.bias
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -60, 60)))
         scores[:, ~self.fitted] = 0.0
         return scores.astype(np.float32)
@@ -70,20 +100,24 @@ class Probe:
         with atomic_path(path) as partial:
             with open(partial, "wb") as handle:
                 np.savez(handle, mean=self.mean, scale=self.scale, weights=self.weights, bias=self.bias,
-                         fitted=self.fitted)
+                         fitted=self.fitted, context=np.int64(self.context))
 
     @classmethod
     def load(cls, path: str | Path) -> Probe:
         with np.load(path) as arrays:
-            return cls(**{name: arrays[name] for name in ("mean", "scale", "weights", "bias", "fitted")})
+            fields = {name: arrays[name] for name in ("mean", "scale", "weights", "bias", "fitted")}
+            return cls(**fields, context=int(arrays["context"]) if "context" in arrays else 0)
 
 
-def fit_probe(vectors: np.ndarray, targets: np.ndarray, *, c: float, max_iter: int = 1000) -> Probe:
-    """One class-balanced L2 logistic regression per species on standardised vectors, each on the windows whose
-    target for it is known (not NaN). `c` is scikit-learn's inverse regularisation strength."""
+def fit_probe(embeddings: Embeddings, targets: np.ndarray, *, c: float, context: int = 0,
+              max_iter: int = 1000) -> Probe:
+    """One class-balanced L2 logistic regression per species on the standardised vectors with their `context`,
+    each on the windows whose target for it is known (not NaN). `c` is scikit-learn's inverse regularisation
+    strength."""
     from sklearn.linear_model import LogisticRegression
 
-    vectors = np.asarray(vectors, np.float64)
+    vectors = np.asarray(with_context(embeddings.vectors, embeddings.index.recording_id.to_numpy(), context),
+                         np.float64)
     mean = vectors.mean(axis=0)
     scale = vectors.std(axis=0)
     scale[scale < 1e-8] = 1.0
@@ -99,12 +133,13 @@ def fit_probe(vectors: np.ndarray, targets: np.ndarray, *, c: float, max_iter: i
         model = LogisticRegression(C=c, class_weight="balanced", max_iter=max_iter)
         model.fit(standard[known], labels)
         weights[species], bias[species], fitted[species] = model.coef_[0], model.intercept_[0], True
-    return Probe(mean, scale, weights, bias, fitted)
+    return Probe(mean, scale, weights, bias, fitted, context)
 
 
 def window_scores(probe: Probe, embeddings: Embeddings) -> pd.DataFrame:
     """Each grid window's scores: recording_id, start, end, s0..s23."""
-    scores = pd.DataFrame(probe.predict(embeddings.vectors), columns=list(SPECIES_COLUMNS))
+    scores = pd.DataFrame(probe.predict(embeddings.vectors, embeddings.index.recording_id.to_numpy()),
+                          columns=list(SPECIES_COLUMNS))
     return pd.concat([embeddings.index.reset_index(drop=True), scores], axis=1)
 
 

@@ -424,7 +424,7 @@ def train_probe(vectors_path: str | Path, index_path: str | Path, data_dir: str 
     folds = pd.read_parquet(folds_path)
     train = read_embeddings(vectors_path, index_path).of(folds.recording_id[folds.fold != fold])
     targets = grid_targets(train.index, dataset.tp, settings["min_box_overlap"])
-    probe = fit_probe(train.vectors, targets, c=settings["c"])
+    probe = fit_probe(train, targets, c=settings["c"], context=settings["context"])
     print(f"fold {fold}: probe fitted on {len(targets)} windows of {train.index.recording_id.nunique()} recordings, "
           f"{int(probe.fitted.sum())} species", file=sys.stderr)
     probe.save(probe_path)

@@ -90,7 +90,7 @@ def test_fp_centred_windows_are_never_validated_on_and_with_mixing_only_mixed_in
     windows, cache = windows_and_cache
     windows = with_fp_windows(windows)
     tp_ids = set(windows.window_id[windows.source == "tp"])
-    train, validation = fold_datasets(windows, cache, small_config(), fold=0)
+    train, validation = fold_datasets(windows, cache, small_config(confuser_mix={"p": 0.0}), fold=0)
     assert set(validation.rows) == {0, 2, 4, 6}  # fold 0's tp windows: not its fp ones
     assert set(train.rows) == set(range(1, 16, 2)) and train.confusers is None  # alone: fp ones are trained on
     train, validation = fold_datasets(windows, cache, small_config(confuser_mix={"p": 0.5}), fold=0)

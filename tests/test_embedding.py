@@ -16,7 +16,7 @@ import soundfile as sf
 import soxr
 
 from conftest import REPO, SNAKEMAKE, TINY, snakemake, workflow_copy
-from rfcx.constants import BOX_COLUMNS, SAMPLE_RATE
+from rfcx.constants import BOX_COLUMNS, SAMPLE_RATE, SPECIES_COLUMNS
 
 BIRDNET = {"model": "birdnet_v2.4"}
 EMBEDDING_TENSOR = "model/GLOBAL_AVG_POOL/Mean"
@@ -181,7 +181,7 @@ def test_the_probe_on_real_embeddings_learns_a_planted_call_and_ignores_its_conf
     index, vectors = embed_recordings(paths, resolve_model(BIRDNET), hop_seconds=1.5, workers=2)
     train = index.recording_id.isin([f"r{i:03d}" for i in range(24)]).to_numpy()
     targets = grid_targets(index[train].reset_index(drop=True), pd.DataFrame(tp, columns=list(BOX_COLUMNS)), 0.5)
-    probe = fit_probe(vectors[train], targets, c=0.1)
+    probe = fit_probe(Embeddings(index[train].reset_index(drop=True), vectors[train]), targets, c=0.1, context=1)
     pooled = score_recordings(probe, Embeddings(index[~train].reset_index(drop=True), vectors[~train]), "max")
     by_kind = pooled.assign(kind=pooled.recording_id.map(kinds)).groupby("kind").s4
     assert by_kind.min()["call"] > by_kind.max()["confuser"]
@@ -223,6 +223,26 @@ def test_the_workflow_blends_the_cnn_and_the_probe_and_states_the_licence(tmp_pa
                              text=True)
     assert by_hand.returncode == 0, by_hand.stderr[-3000:]
     pd.testing.assert_frame_equal(pd.read_parquet(workdir / "by-hand/long.scores.parquet"), scores)
+    # the probe alone, streamed in chunks shorter than a window's context, scores each window as the workflow's
+    # probe code does on the whole recording's embeddings (its neighbours read across the chunks)
+    from rfcx.audio import read_info
+    from rfcx.detect import build_detector, score_recording
+    from rfcx.embedding import Embeddings, embed_recordings, model_from_card
+    from rfcx.probe import Probe, window_scores
+
+    probes = sorted((workdir / "results/probe").glob("fold*/probe.npz"))
+    assert probes and all(Probe.load(path).context == 1 for path in probes)
+    alone = build_detector(None, probes=probes, embedding_card=workdir / "results/embeddings/model.json")
+    geometry = alone.set_geometry(None, None)
+    streamed = score_recording(read_info(workdir / "field" / "long.flac"), alone.base.scorer, geometry,
+                               batch_size=2, chunk_seconds=4.0)
+    index, vectors = embed_recordings({"long": workdir / "field" / "long.flac"}, model_from_card(card),
+                                      hop_seconds=3.0)
+    whole = np.mean([window_scores(Probe.load(path), Embeddings(index, vectors))[list(SPECIES_COLUMNS)].to_numpy()
+                     for path in probes], axis=0)
+    np.testing.assert_allclose(streamed[list(SPECIES_COLUMNS)].to_numpy(), whole, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="neighbours"):
+        alone.set_geometry(None, 1.5)
     assert "Nothing to be done" in snakemake(workdir).stderr
     (workdir / "change.yaml").write_text("probe: {c: 1.0}\n")
     plan = subprocess.run([*SNAKEMAKE, "-n", "--configfile", "config.yaml", "change.yaml"], cwd=workdir,

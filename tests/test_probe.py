@@ -13,9 +13,9 @@ import pytest
 from rfcx import stages
 from rfcx.blend import choose_weights, mix, weight_grid
 from rfcx.constants import BOX_COLUMNS, SPECIES_COLUMNS, TARGET_COLUMNS
-from rfcx.embedding import grid_starts
+from rfcx.embedding import Embeddings, grid_starts
 from rfcx.metrics import lwlrap
-from rfcx.probe import Probe, fit_probe, grid_targets
+from rfcx.probe import Probe, fit_probe, grid_targets, with_context
 from rfcx.windows import call_fraction
 
 
@@ -57,12 +57,12 @@ def test_the_probe_learns_a_planted_species_and_ignores_its_confusers_and_the_ba
     targets = np.zeros((n, 24), dtype=np.float32)
     targets[kind == "call", 7] = 1.0
     targets[:5, 3] = np.nan
-    probe = fit_probe(vectors, targets, c=0.1)
+    probe = fit_probe(grid(vectors), targets, c=0.1)
     assert probe.fitted[7] and not probe.fitted[3] and probe.fitted.sum() == 1
     test_kind = np.repeat(["call", "confuser", "background"], 100)
     test = rng.normal(size=(300, dim)) + 2.0 * np.outer(test_kind == "call", call) + 2.0 * np.outer(
         test_kind == "confuser", confuser)
-    scores = probe.predict(test)
+    scores = probe.predict(test, np.arange(300))
     assert scores[test_kind == "call", 7].mean() > 0.9
     assert scores[test_kind == "confuser", 7].mean() < 0.1 and scores[test_kind == "background", 7].mean() < 0.1
     assert np.all(scores[:, np.arange(24) != 7] == 0)  # species with no positive are not fitted and score 0
@@ -73,9 +73,64 @@ def test_a_saved_probe_predicts_the_same(tmp_path: Path) -> None:
     vectors = rng.normal(size=(200, 8))
     targets = np.zeros((200, 24), dtype=np.float32)
     targets[vectors[:, 0] > 0.5, 4] = 1.0
-    probe = fit_probe(vectors, targets, c=1.0)
+    ids = np.repeat(["a", "b"], 100)
+    probe = fit_probe(grid(vectors, ids), targets, c=1.0, context=2)
     probe.save(tmp_path / "probe.npz")
-    assert np.array_equal(Probe.load(tmp_path / "probe.npz").predict(vectors), probe.predict(vectors))
+    loaded = Probe.load(tmp_path / "probe.npz")
+    assert loaded.context == 2 and loaded.weights.shape == (24, 16)
+    assert np.array_equal(loaded.predict(vectors, ids), probe.predict(vectors, ids))
+
+
+def grid(vectors: np.ndarray, recording_ids: np.ndarray | None = None) -> Embeddings:
+    """Embeddings of grid windows: each row its own recording unless `recording_ids` says."""
+    ids = np.arange(len(vectors)).astype(str) if recording_ids is None else recording_ids
+    index = pd.DataFrame({"recording_id": ids, "start": 0.0, "end": 3.0})
+    return Embeddings(index, np.asarray(vectors, np.float32))
+
+
+def test_context_appends_the_mean_of_the_neighbours_within_each_recording_only() -> None:
+    vectors = np.arange(1.0, 7.0)[:, None] * np.array([[1.0, 10.0]])  # rows 1..6, a recording of 4 then one of 2
+    ids = np.array(["a", "a", "a", "a", "b", "b"])
+    one = with_context(vectors, ids, 1)
+    assert one.shape == (6, 4) and np.array_equal(one[:, :2], vectors)
+    # neighbours 1 and 3 for row 2; at a recording's ends the missing neighbour counts as the window itself
+    assert np.allclose(one[:, 2], [(1 + 2) / 2, (1 + 3) / 2, (2 + 4) / 2, (3 + 4) / 2, (5 + 6) / 2, (5 + 6) / 2])
+    two = with_context(vectors, ids, 2)
+    assert np.allclose(two[0, 2], (2 + 1 + 3 + 1) / 4) and np.allclose(two[4, 2], (6 + 5 + 5 + 5) / 4)
+    assert np.allclose(with_context(vectors[:4], ids[:4], 1), one[:4])  # a recording alone: the same features
+    assert with_context(vectors, ids, 0) is not None and np.array_equal(with_context(vectors, ids, 0), vectors)
+
+
+def test_a_probe_with_context_tells_a_call_in_a_long_chorus_from_the_same_call_alone() -> None:
+    """The call's own window looks the same in both cases: only the neighbours say whether a chorus surrounds
+    it, so only the probe with context can learn that species 2 is the call alone."""
+    rng = np.random.default_rng(3)
+    dim, length = 16, 9
+    call, chorus = rng.normal(size=dim), rng.normal(size=dim)
+    vectors, ids, targets = [], [], []
+    for recording in range(120):
+        kind = recording % 2  # 0: the call alone, 1: the call in a chorus
+        rows = rng.normal(scale=0.3, size=(length, dim))
+        rows[4] += 2.0 * call
+        if kind:
+            rows[[3, 5]] += 2.0 * chorus
+        vectors.append(rows)
+        ids += [f"r{recording}"] * length
+        target = np.zeros((length, 24), np.float32)
+        target[4, 2] = 1.0 - kind
+        targets.append(target)
+    embeddings = grid(np.concatenate(vectors), np.array(ids))
+    targets = np.concatenate(targets)
+    train = np.array([int(name[1:]) < 80 for name in ids])
+    held = Embeddings(embeddings.index[~train].reset_index(drop=True), embeddings.vectors[~train])
+    kinds = np.array([int(name[1:]) % 2 for name in held.index.recording_id])
+    centre = (np.arange(len(held.vectors)) % length) == 4
+    for context, separates in ((0, False), (1, True)):
+        probe = fit_probe(Embeddings(embeddings.index[train].reset_index(drop=True), embeddings.vectors[train]),
+                          targets[train], c=1.0, context=context)
+        scores = probe.predict(held.vectors, held.index.recording_id.to_numpy())[centre, 2]
+        alone, in_chorus = scores[kinds[centre] == 0], scores[kinds[centre] == 1]
+        assert (alone.min() > in_chorus.max()) == separates, context
 
 
 def scored(ids: list[str], truth: np.ndarray, scores: np.ndarray, fold: int | None = None) -> pd.DataFrame:

@@ -35,13 +35,13 @@ def thinned(embeddings: Embeddings, every: int) -> Embeddings:
 
 
 def oof_recordings_score(embeddings: Embeddings, tp: pd.DataFrame, folds: pd.DataFrame, *, c: float,
-                         min_box_overlap: float) -> tuple[float, list[float]]:
+                         min_box_overlap: float, context: int) -> tuple[float, list[float]]:
     """Out-of-fold whole-recording LWLRAP of the probe with these settings: overall and per fold."""
     truths, scores, per_fold = [], [], []
     for fold in sorted(folds.fold.unique()):
         train = embeddings.of(folds.recording_id[folds.fold != fold])
         held = embeddings.of(folds.recording_id[folds.fold == fold])
-        probe = fit_probe(train.vectors, grid_targets(train.index, tp, min_box_overlap), c=c)
+        probe = fit_probe(train, grid_targets(train.index, tp, min_box_overlap), c=c, context=context)
         pooled = score_recordings(probe, held, "max")
         truth = recording_truth(tp, pooled.recording_id.to_numpy())
         per_fold.append(float(lwlrap(truth, pooled[list(SPECIES_COLUMNS)].to_numpy())))
@@ -51,18 +51,21 @@ def oof_recordings_score(embeddings: Embeddings, tp: pd.DataFrame, folds: pd.Dat
 
 
 def sweep(results: str | Path, data_dir: str | Path, *, cs: list[float], overlaps: list[float],
-          every: list[int]) -> pd.DataFrame:
-    """One row per setting: c, min_box_overlap, grid hop, OOF whole-recording LWLRAP (and per fold), fit time."""
+          every: list[int], contexts: list[int]) -> pd.DataFrame:
+    """One row per setting: c, min_box_overlap, grid hop, context, OOF whole-recording LWLRAP (and per fold), fit
+    time."""
     results = Path(results)
     embeddings = read_embeddings(results / "embeddings" / "train.npy", results / "embeddings" / "train_index.parquet")
     hop = float(np.diff(embeddings.index.start.to_numpy()[:2])[0])
     folds = pd.read_parquet(results / "data" / "folds.parquet")
     tp = load_dataset(data_dir, check_audio=False).tp
     rows = []
-    for step, c, overlap in itertools.product(every, cs, overlaps):
+    for step, context, c, overlap in itertools.product(every, contexts, cs, overlaps):
         started = time.perf_counter()
-        score, per_fold = oof_recordings_score(thinned(embeddings, step), tp, folds, c=c, min_box_overlap=overlap)
-        rows.append({"c": c, "min_box_overlap": overlap, "hop_seconds": hop * step, "oof_recordings_lwlrap": score,
+        score, per_fold = oof_recordings_score(thinned(embeddings, step), tp, folds, c=c, min_box_overlap=overlap,
+                                               context=context)
+        rows.append({"c": c, "min_box_overlap": overlap, "hop_seconds": hop * step, "context": context,
+                     "oof_recordings_lwlrap": score,
                      "fold_spread": max(per_fold) - min(per_fold),
                      "per_fold": " / ".join(f"{value:.4f}" for value in per_fold),
                      "fit_seconds": time.perf_counter() - started})
