@@ -190,7 +190,7 @@ def test_the_probe_on_real_embeddings_learns_a_planted_call_and_ignores_its_conf
 
 @needs_model
 def test_the_workflow_blends_the_cnn_and_the_probe_and_states_the_licence(tmp_path: Path) -> None:
-    config = {**TINY, "families": ["cnn", "probe"], "embedding": {"hop_seconds": 3.0},
+    config = {**TINY, "families": ["cnn", "probe"], "embedding": {"hop_seconds": 2.0},
               "detect": {"input_dir": "field", "min_score": 0.0}}
     workdir = workflow_copy(tmp_path, config)
     (workdir / "field").mkdir()
@@ -200,7 +200,7 @@ def test_the_workflow_blends_the_cnn_and_the_probe_and_states_the_licence(tmp_pa
     assert "CC BY-NC-SA 4.0" in result.stderr  # at the start of the run
     assert "CC BY-NC-SA 4.0" in (workdir / "results/logs/embed.log").read_text()  # and in the embedding job's log
     card = json.loads((workdir / "results/embeddings/model.json").read_text())
-    assert card["name"] == "birdnet_v2.4" and len(card["sha256"]) == 64 and card["hop_seconds"] == 3.0
+    assert card["name"] == "birdnet_v2.4" and len(card["sha256"]) == 64 and card["hop_seconds"] == 2.0
     blend = json.loads((workdir / "results/scores/blend.json").read_text())
     assert sum(blend["weights"].values()) == pytest.approx(1.0)
     assert blend["oof_recordings_lwlrap"] >= max(blend["families_oof_recordings_lwlrap"].values()) - 1e-12
@@ -214,9 +214,10 @@ def test_the_workflow_blends_the_cnn_and_the_probe_and_states_the_licence(tmp_pa
     detections = workdir / "results/detections"
     stamp = json.loads((detections / "detect.json").read_text())["models"]
     assert {name: member["weight"] for name, member in stamp.items()} == blend["weights"]
-    assert stamp["probe"]["geometry"]["hop"] == 3 * SAMPLE_RATE  # the blend lies on the probe's (finer) windows
+    assert stamp["probe"]["geometry"]["hop"] == 2 * SAMPLE_RATE  # the blend lies on the probe's (finer) windows
     scores = pd.read_parquet(detections / "long.scores.parquet")
-    assert list(scores.start) == [0.0, 3.0, 6.0, 9.0, 12.0, 15.0, 17.0] and (scores.end - scores.start == 3.0).all()
+    assert list(scores.start) == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 17.0]
+    assert (scores.end - scores.start == 3.0).all()
     assert len(pd.read_csv(detections / "summary.csv")) == 2
     by_hand = subprocess.run([sys.executable, "-m", "rfcx.cli", "detect", "--results", "results", "--input", "field",
                               "--output", "by-hand", "--min-score", "0", "--quiet"], cwd=workdir, capture_output=True,
@@ -237,7 +238,7 @@ def test_the_workflow_blends_the_cnn_and_the_probe_and_states_the_licence(tmp_pa
     streamed = score_recording(read_info(workdir / "field" / "long.flac"), alone.base.scorer, geometry,
                                batch_size=2, chunk_seconds=4.0)
     index, vectors = embed_recordings({"long": workdir / "field" / "long.flac"}, model_from_card(card),
-                                      hop_seconds=3.0)
+                                      hop_seconds=2.0)
     whole = np.mean([window_scores(Probe.load(path), Embeddings(index, vectors))[list(SPECIES_COLUMNS)].to_numpy()
                      for path in probes], axis=0)
     np.testing.assert_allclose(streamed[list(SPECIES_COLUMNS)].to_numpy(), whole, rtol=1e-5, atol=1e-6)
