@@ -8,7 +8,7 @@ import pytest
 
 from rfcx.confuser_mix import ConfuserMix
 from rfcx.loader import WindowBatches
-from test_train import small_config, windows_and_cache  # noqa: F401  (fixture)
+from conftest import small_config
 
 
 class PowerCache:
@@ -42,7 +42,7 @@ def test_a_confuser_adds_its_power_at_the_gain_and_its_calls_to_the_targets() ->
         np.testing.assert_array_equal(inputs[name], before[name])
 
 
-def test_waveforms_add_at_the_gains_amplitude_and_p_is_the_share_of_mixed_windows(windows_and_cache) -> None:  # noqa: F811
+def test_waveforms_add_at_the_gains_amplitude_and_p_is_the_share_of_mixed_windows(windows_and_cache) -> None:
     _, cache = windows_and_cache
     rows, partner_rows = np.arange(8), np.array([12])
     plain = {"waveform": cache.read(rows)}
@@ -62,7 +62,7 @@ def test_waveforms_add_at_the_gains_amplitude_and_p_is_the_share_of_mixed_window
     assert abs((half[0]["power"][:, 0, 0] > 0).mean() - 0.3) < 0.03
 
 
-def test_the_loader_mixes_training_batches_only_and_the_same_seed_mixes_the_same_way(windows_and_cache) -> None:  # noqa: F811
+def test_the_loader_mixes_training_batches_only_and_the_same_seed_mixes_the_same_way(windows_and_cache) -> None:
     _, cache = windows_and_cache
     targets = one_hot(list(range(8)))
     confusers = ConfuserMix(np.arange(8, 16), np.zeros((8, 24), np.float32), p=1.0)
@@ -84,7 +84,7 @@ def with_fp_windows(windows: pd.DataFrame) -> pd.DataFrame:
     return windows.assign(source=np.where(fp, "fp", "tp"), labels=labels)
 
 
-def test_fp_centred_windows_are_never_validated_on_and_with_mixing_only_mixed_in(windows_and_cache, capsys) -> None:  # noqa: F811
+def test_fp_centred_windows_are_never_validated_on_and_with_mixing_only_mixed_in(windows_and_cache, capsys) -> None:
     from rfcx.train import fold_datasets
 
     windows, cache = windows_and_cache
@@ -105,11 +105,11 @@ def test_fp_centred_windows_are_never_validated_on_and_with_mixing_only_mixed_in
         ConfuserMix(np.array([], dtype=np.int64), np.zeros((0, 24), np.float32), p=0.5)
 
 
-def test_out_of_fold_scores_cover_the_windows_centred_on_calls_only(windows_and_cache, tmp_path, monkeypatch) -> None:  # noqa: F811
+def test_out_of_fold_scores_cover_the_windows_centred_on_calls_only(windows_and_cache, tmp_path, monkeypatch) -> None:
     import rfcx.train
     from rfcx import stages
     from rfcx.io import write_parquet
-    from test_predict_and_submit import FirstSampleModel
+    from conftest import FirstSampleModel
 
     windows, cache = windows_and_cache
     write_parquet(with_fp_windows(windows), tmp_path / "windows.parquet")

@@ -17,7 +17,7 @@ from rfcx.config import load_config
 from rfcx.mel_cache import MelPowerCache, mel_power_cache_blocker
 from rfcx.train import load_detector, mel_power_cache_allowed, train_fold
 from rfcx.model import build_front_end, build_model, training_model
-from test_train import LIGHT, small_config, windows_and_cache  # noqa: F401 (a fixture)
+from conftest import LIGHT, small_config
 
 RATE = 48_000
 HOP = 512

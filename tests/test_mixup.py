@@ -8,7 +8,6 @@ import pytest
 
 from rfcx.augment import Mixup, build_augmentations, mix_targets
 from rfcx.loader import WindowBatches
-from test_train import windows_and_cache  # noqa: F401  (fixture)
 
 
 def test_a_species_in_either_clip_is_in_the_mix_and_an_unknown_never_becomes_known() -> None:
@@ -53,7 +52,7 @@ def test_mixup_is_built_as_the_batch_stage_and_only_at_the_top_level() -> None:
         build([{"type": "Mixup", "alpha": 0.0}])
 
 
-def test_the_loader_mixes_training_batches_only_and_the_same_seed_mixes_the_same_way(windows_and_cache) -> None:  # noqa: F811
+def test_the_loader_mixes_training_batches_only_and_the_same_seed_mixes_the_same_way(windows_and_cache) -> None:
     _, cache = windows_and_cache
     targets = np.eye(16, 24, dtype=np.float32)
     plain = WindowBatches(cache, np.arange(16), targets, 8, shuffle=True, seed=3)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import FirstSampleModel
 from rfcx.constants import SPECIES_COLUMNS, SUBMISSION_COLUMNS
 from rfcx.predict import (
     WindowScorer,
@@ -43,14 +44,6 @@ class RampCache:
         offsets = np.clip(4 + (0 if jitter is None else jitter), 0, self.span_samples - self.window_samples)
         offsets = np.broadcast_to(offsets, rows.shape)
         return np.stack([1000.0 * row + offset + np.arange(10) for row, offset in zip(rows, offsets)]).astype(np.float32)
-
-
-class FirstSampleModel:
-    """Scores every species with the window's first sample, so a score tells which crop the model saw."""
-
-    @staticmethod
-    def predict_on_batch(windows: np.ndarray) -> np.ndarray:
-        return np.repeat(windows[:, :1], 24, axis=1)
 
 
 def test_out_of_fold_windows_score_the_mean_of_their_shifted_crops() -> None:

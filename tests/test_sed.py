@@ -10,7 +10,7 @@ import pytest
 from rfcx.loader import FrameBoxes, WindowBatches
 from rfcx.losses import masked_frame_crossentropy
 from rfcx.windows import crop_windows
-from test_train import LIGHT, small_config, windows_and_cache  # noqa: F401  (fixture)
+from conftest import LIGHT, small_config
 
 
 def boxes(*rows) -> pd.DataFrame:
@@ -65,7 +65,7 @@ def test_the_frame_loss_ignores_unknown_frames_and_examples_without_known_frames
     assert float(masked_frame_crossentropy(targets, changed)) == pytest.approx(loss, rel=1e-5)
 
 
-def test_the_loader_feeds_frame_targets_that_follow_the_crop(windows_and_cache) -> None:  # noqa: F811
+def test_the_loader_feeds_frame_targets_that_follow_the_crop(windows_and_cache) -> None:
     windows, cache = windows_and_cache
     boxes_ = FrameBoxes([np.array([1])] * 16, [np.array([0.25])] * 16, [np.array([0.5])] * 16,
                         [np.array([1], np.int8)] * 16, 1.0, 4)
@@ -80,7 +80,7 @@ def test_the_loader_feeds_frame_targets_that_follow_the_crop(windows_and_cache) 
 
 
 @pytest.mark.parametrize("pooling", ["max", "attention"])
-def test_the_sed_head_trains_and_reloads_as_a_clip_level_detector(windows_and_cache, tmp_path, pooling) -> None:  # noqa: F811
+def test_the_sed_head_trains_and_reloads_as_a_clip_level_detector(windows_and_cache, tmp_path, pooling) -> None:
     from rfcx.config import load_config
     from rfcx.train import load_detector, train_fold
 

@@ -9,53 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rfcx.cache import WaveformCache
-from rfcx.config import load_config
+from conftest import LIGHT, MARGIN_SECONDS, RATE, WINDOW_SECONDS, small_config
 from rfcx.train import load_detector, run_fingerprint, train_fold
-
-RATE = 48_000
-WINDOW_SECONDS = 1.0
-MARGIN_SECONDS = 0.25
-
-
-#: A light backbone for the tests of training mechanics (resumption, weight averaging, heads) that hold whatever the
-#: backbone: on a 2-core CPU, tracing and optimising ResNet50's training graph costs ~20 s per run, ResNet18 about
-#: half that.
-LIGHT = "resnet18"
-
-
-def small_config(backbone: str = "resnet50", **train_overrides) -> dict:
-    """Defaults with a small input (1 s windows, 32x32 log-mel) so a few training steps are quick on a CPU."""
-    return load_config(None, {
-        "windows": {"window_seconds": WINDOW_SECONDS, "margin_seconds": MARGIN_SECONDS},
-        "features": {"n_mels": 32, "frames": 32},
-        "model": {"backbone": backbone, "dense_units": 64},
-        "augment": [{"type": "GaussianNoiseSNR", "p": 0.5, "min_snr": 5.0, "max_snr": 20.0},
-                    {"type": "TimeShift", "p": 0.5, "max_shift_seconds": 0.2, "padding": "zero"}],
-        "train": {"epochs": 2, "batch_size": 4, "steps_per_epoch": 2, "workers": 0, **train_overrides},
-        "folds": {"n_folds": 2},
-    })
-
-
-@pytest.fixture(scope="module")
-def windows_and_cache(tmp_path_factory) -> tuple[pd.DataFrame, WaveformCache]:
-    """16 windows in 2 folds: species k is a tone at a species-specific pitch, so the task is learnable."""
-    rng = np.random.default_rng(0)
-    span = int((WINDOW_SECONDS + 2 * MARGIN_SECONDS) * RATE)
-    t = np.arange(span) / RATE
-    species = np.arange(16) % 4
-    audio = 0.05 * rng.standard_normal((16, span)) + 0.5 * np.sin(2 * np.pi * (500 + 1500 * species[:, None]) * t)
-    path = tmp_path_factory.mktemp("cache") / "waveforms.npy"
-    np.save(path, (audio * 20000).astype(np.int16))
-    labels = np.zeros((16, 24), dtype=np.int8)
-    labels[np.arange(16), species] = 1
-    windows = pd.DataFrame({"window_id": np.arange(16), "recording_id": [f"r{i:02d}" for i in range(16)],
-                            "fold": np.arange(16) % 2, "start": 1.0, "end": 1.0 + WINDOW_SECONDS, "source": "tp",
-                            "species_id": species, "labels": list(labels), "negatives": list(np.zeros_like(labels))})
-    index = pd.DataFrame({"window_id": np.arange(16), "span_start": 0,
-                          "window_offset": int(MARGIN_SECONDS * RATE)})
-    return windows, WaveformCache(path, index, int(WINDOW_SECONDS * RATE))
-
 
 class OptimizerAtStart(keras.callbacks.Callback):
     """Records whether the optimizer's variables exist when fit starts, before the first step is traced."""
