@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import LIGHT, MARGIN_SECONDS, RATE, WINDOW_SECONDS, small_config
+from rfcx.config import load_config
 from rfcx.train import load_detector, run_fingerprint, train_fold
 
 class OptimizerAtStart(keras.callbacks.Callback):
