@@ -453,14 +453,14 @@ def score_recording(info: AudioInfo, ensemble: Ensemble | ProbeEnsemble, geometr
         raise AudioError(f"{info.path}: no audio samples")
     blocks = resampled_blocks(info, geometry.sample_rate, chunk_seconds)
     starts: list[np.ndarray] = []
-    scores: list[np.ndarray] = []
+    outputs: list[np.ndarray] = []  # scores, or what the scorer finishes into scores (a probe: embeddings)
     for batch_starts, windows in prefetched(batched(stream_windows(blocks, geometry.window, geometry.hop),
                                                     batch_size)):
         starts.append(batch_starts)
-        scores.append(ensemble.predict(windows, batch_size))
+        outputs.append(ensemble.predict(windows, batch_size))
         if progress:
             progress(len(batch_starts))
-    frame = pd.DataFrame(ensemble.finish(np.concatenate(scores)), columns=list(SPECIES_COLUMNS))
+    frame = pd.DataFrame(ensemble.finish(np.concatenate(outputs)), columns=list(SPECIES_COLUMNS))
     all_starts = np.concatenate(starts)
     frame.insert(0, "end", geometry.seconds(all_starts + geometry.window))
     frame.insert(0, "start", geometry.seconds(all_starts))
