@@ -99,7 +99,8 @@ def _detect(args: argparse.Namespace) -> int:
     if (args.models is None) == (args.results is None):
         raise SystemExit("rfcx detect: give --results (a finished run's results folder) or --models, not both")
     detector = run_detector(args.results) if args.results else build_detector(args.models)
-    report = detect_folder(detector, args.input, args.output, options, bands_csv=args.bands, train_tp=args.train_tp)
+    report = detect_folder(detector, args.input, args.output, options, bands_csv=args.bands, train_tp=args.train_tp,
+                           include=args.include, exclude=args.exclude)
     print(report.throughput())
     if report.failed:
         print(f"{report.failed} file(s) could not be read; see {args.output / 'failures.csv'}", file=sys.stderr)
@@ -219,7 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a finished run's results folder: its model families, blended as the run chose")
     detect.add_argument("--models", type=Path, default=None, help="the CNN alone: a .keras file, or a folder of "
                         "*/model.keras")
-    detect.add_argument("--input", type=Path, required=True, help="an audio file, or a folder of them")
+    detect.add_argument("--input", type=Path, required=True,
+                        help="an audio file, or a folder of them at any depth (outputs mirror the subfolders)")
+    detect.add_argument("--include", action="append", default=[], metavar="GLOB",
+                        help="take only files whose relative path or name matches (repeatable; * crosses folders)")
+    detect.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                        help="leave out files whose relative path or name matches (repeatable)")
     detect.add_argument("--output", type=Path, required=True, help="folder for the results")
     detect.add_argument("--window-seconds", type=float, default=None, help="default: the models' input length")
     detect.add_argument("--hop-seconds", type=float, default=None, help="default: half the window")

@@ -14,6 +14,7 @@ changed, so retraining can never leave stale detections behind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import queue
 import sys
@@ -26,14 +27,14 @@ from typing import Callable, Iterable, Iterator, TypeVar
 import keras
 import numpy as np
 import pandas as pd
-import soundfile as sf
 import soxr
 from tqdm import tqdm
 
+from rfcx.archive import FAILURE_COLUMNS, build_manifest, output_stem, read_manifest
 from rfcx.audio import AudioError, AudioInfo, read_info, stream_blocks
 from rfcx.constants import SAMPLE_RATE, SPECIES_COLUMNS
-from rfcx.detections_export import (Bands, load_bands, summary_row, write_audacity_labels, write_raven_table,
-                                    write_summary)
+from rfcx.detections_export import (SUMMARY_COLUMNS, Bands, load_bands, summary_row, write_audacity_labels,
+                                    write_raven_table)
 from rfcx.features import LogMelSpectrogram
 from rfcx.io import file_sha256, write_csv, write_json, write_parquet
 from rfcx.predict import predict_batch, window_starts
@@ -41,13 +42,17 @@ from rfcx.train import load_detector
 
 T = TypeVar("T")
 
-#: File suffixes scanned in the input folder: every format libsndfile reads (WAV, FLAC, MP3, OGG, AIFF, ...).
-AUDIO_SUFFIXES: frozenset[str] = frozenset({f".{name.lower()}" for name in sf.available_formats()} | {".aif", ".oga"})
-#: Per-recording outputs, by suffix after the recording's stem. A recording is done when all of them exist.
+#: Per-recording outputs, by suffix after the recording's output stem (its path relative to the archive's root,
+#: without the suffix). A recording is done when all of them exist and its done record (DONE_SUFFIX) matches.
 OUTPUT_SUFFIXES: dict[str, str] = {"detections": ".detections.csv", "selections": ".selections.txt",
                                    "audacity": ".audacity.txt", "scores": ".scores.parquet"}
 STAMP_NAME = "detect.json"
+DONE_SUFFIX = ".done.json"
 DETECTION_COLUMNS: tuple[str, ...] = ("start", "end", "species_id", "score")
+#: The archive's detections table: where (site, path relative to the root), when within the file, what, how sure;
+#: file_start and start_time (absolute) are empty unless the file name carries its start time.
+ARCHIVE_DETECTION_COLUMNS: tuple[str, ...] = ("site", "path", "start", "end", "species_id", "score", "file_start",
+                                              "start_time")
 
 
 @dataclass(frozen=True)
@@ -467,6 +472,11 @@ def score_recording(info: AudioInfo, ensemble: Ensemble | ProbeEnsemble, geometr
     return frame
 
 
+def no_detections() -> pd.DataFrame:
+    """An empty detections table with its columns' types."""
+    return pd.DataFrame({name: pd.Series(dtype=float if name != "species_id" else int) for name in DETECTION_COLUMNS})
+
+
 def merge_detections(window_scores: pd.DataFrame, min_score: float, merge_gap: float,
                      duration: float | None = None) -> pd.DataFrame:
     """Detections (start, end, species_id, score) from per-window scores.
@@ -488,8 +498,7 @@ def merge_detections(window_scores: pd.DataFrame, min_score: float, merge_gap: f
         merged.insert(2, "species_id", species_id)
         rows.append(merged)
     if not rows:
-        return pd.DataFrame({name: pd.Series(dtype=float if name != "species_id" else int)
-                             for name in DETECTION_COLUMNS})
+        return no_detections()
     detections = pd.concat(rows, ignore_index=True).sort_values(["start", "species_id"], ignore_index=True)
     if duration is not None:
         detections["end"] = detections["end"].clip(upper=duration)
@@ -497,22 +506,12 @@ def merge_detections(window_scores: pd.DataFrame, min_score: float, merge_gap: f
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# A folder of recordings
+# An archive of recordings
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def audio_files(inputs: str | Path) -> list[Path]:
-    """The recordings to score: `inputs` itself if it is a file, else the audio files directly inside it (by
-    suffix; not recursive, since outputs are named by stem and subfolders often reuse names)."""
-    inputs = Path(inputs)
-    if inputs.is_file():
-        return [inputs]
-    if not inputs.is_dir():
-        raise FileNotFoundError(f"{inputs}: no such file or folder")
-    return sorted(path for path in inputs.iterdir() if path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES)
-
-
 def output_paths(out_dir: Path, stem: str) -> dict[str, Path]:
+    """A recording's output files, by kind, for its output stem (rfcx.archive.output_stem)."""
     return {kind: out_dir / f"{stem}{suffix}" for kind, suffix in OUTPUT_SUFFIXES.items()}
 
 
@@ -522,68 +521,163 @@ def run_stamp(detector: Detector, options: DetectOptions, bands: Bands) -> dict:
             "bands": {str(species): list(band) for species, band in sorted(bands.items())}}
 
 
+def stamp_digest(stamp: dict) -> str:
+    return hashlib.sha256(json.dumps(stamp, sort_keys=True).encode()).hexdigest()
+
+
+def done_record(recording: pd.Series, digest: str) -> dict:
+    """What a finished recording's outputs were made from: the file as listed (size, modification time) and the
+    detector (its stamp's digest). Outputs whose record differs are stale: the file was replaced, or the models
+    or settings changed."""
+    return {"size": int(recording["size"]), "mtime_ns": int(recording["mtime_ns"]), "detector": digest}
+
+
 def write_recording(outputs: dict[str, Path], window_scores: pd.DataFrame, info: AudioInfo,
-                    options: DetectOptions, bands: Bands, sample_rate: int) -> None:
-    """The four per-recording files, each atomically; the scores last, so a recording counts as done only when
-    every file is complete."""
+                    options: DetectOptions, bands: Bands, sample_rate: int) -> pd.DataFrame:
+    """The four per-recording files, each atomically (the done record, written after them, says they are
+    complete); returns the detections."""
+    outputs["detections"].parent.mkdir(parents=True, exist_ok=True)
     detections = merge_detections(window_scores, options.min_score, options.merge_gap, duration=info.seconds)
     write_csv(detections, outputs["detections"])
     nyquist = min(info.sample_rate, sample_rate) / 2
     write_raven_table(detections, outputs["selections"], bands, nyquist)
     write_audacity_labels(detections, outputs["audacity"])
     write_parquet(window_scores, outputs["scores"])
+    return detections
 
 
-def recording_summary(path: Path, outputs: dict[str, Path]) -> dict:
-    """The summary row of a finished recording, read back from its outputs (so skipped ones are summarised too)."""
-    window_scores = pd.read_parquet(outputs["scores"])
-    detections = pd.read_csv(outputs["detections"])
-    return summary_row(path.stem, read_info(path).seconds, window_scores, len(detections))
+@dataclass
+class ShardResult:
+    """What detection over some recordings of an archive gave: their detections (ARCHIVE_DETECTION_COLUMNS), their
+    summary rows (SUMMARY_COLUMNS), the files that failed (FAILURE_COLUMNS) and the run's counts."""
+
+    detections: pd.DataFrame
+    summary: pd.DataFrame
+    failures: pd.DataFrame
+    report: DetectReport
+
+    def write(self, detections: str | Path, summary: str | Path, failures: str | Path) -> None:
+        write_parquet(self.detections, detections)
+        write_parquet(self.summary, summary)
+        write_parquet(self.failures, failures)
+
+    @classmethod
+    def read(cls, detections: str | Path, summary: str | Path, failures: str | Path) -> ShardResult:
+        """A shard's result as `write` left it (the counts are the job's business: they are in its log)."""
+        return cls(pd.read_parquet(detections), pd.read_parquet(summary), pd.read_parquet(failures), DetectReport())
+
+
+def archive_detections(recording: pd.Series, detections: pd.DataFrame) -> pd.DataFrame:
+    """A recording's detections as rows of the archive's table: its site and relative path, and absolute times
+    when its file name carries its start (rfcx.archive.parse_file_start)."""
+    table = detections.assign(site=recording["site"], path=recording["path"], file_start=recording["file_start"])
+    table["start_time"] = pd.to_datetime(table["file_start"]) + pd.to_timedelta(table["start"], unit="s")
+    return table[list(ARCHIVE_DETECTION_COLUMNS)]
+
+
+def empty_archive_detections() -> pd.DataFrame:
+    return archive_detections(pd.Series({"site": "", "path": "", "file_start": pd.NaT}), no_detections())
+
+
+def detect_recordings(detector: Detector, root: str | Path, recordings: pd.DataFrame, out_dir: str | Path,
+                      options: DetectOptions, bands: Bands) -> ShardResult:
+    """Score the manifest rows `recordings` (files under `root`), writing each one's outputs under `out_dir` at its
+    relative path. A recording whose outputs are complete and whose done record matches is read back, not scored
+    again, so a killed job resumes where it stopped; a file that cannot be decoded is a failure and the others go
+    on."""
+    started = time.perf_counter()
+    root, out_dir = Path(root), Path(out_dir)
+    geometry = detector.set_geometry(options.window_seconds, options.hop_seconds)
+    digest = stamp_digest(run_stamp(detector, options, bands))
+    report = DetectReport()
+    tables, summaries = [], []
+    for _, recording in tqdm(list(recordings.iterrows()), desc="recordings", unit="file",
+                             disable=not options.progress):
+        path = root / recording["path"]
+        stem = output_stem(recording["path"])
+        outputs = output_paths(out_dir, stem)
+        done_path = out_dir / f"{stem}{DONE_SUFFIX}"
+        record = done_record(recording, digest)
+        try:
+            if (not options.force and done_path.exists() and json.loads(done_path.read_text()) == record
+                    and all(output.exists() for output in outputs.values())):
+                report.skipped += 1
+                detections = pd.read_csv(outputs["detections"])
+            else:
+                done_path.unlink(missing_ok=True)
+                info = read_info(path)
+                with tqdm(total=expected_windows(info, geometry), desc=recording["path"], unit="window", leave=False,
+                          disable=not options.progress) as bar:
+                    window_scores = detector.score(info, options, progress=bar.update)
+                detections = write_recording(outputs, window_scores, info, options, bands, geometry.sample_rate)
+                write_json(record, done_path)
+                report.scored += 1
+                report.audio_seconds += info.seconds
+            tables.append(archive_detections(recording, detections))
+            summaries.append(summary_row(stem, float(recording["seconds"]), pd.read_parquet(outputs["scores"]),
+                                         len(detections)))
+        except AudioError as error:
+            report.failures.append((str(path), str(error)))
+            tqdm.write(f"rfcx detect: FAILED {error}", file=sys.stderr)
+    report.elapsed_seconds = time.perf_counter() - started
+    detections = pd.concat(tables, ignore_index=True) if tables else empty_archive_detections()
+    return ShardResult(detections, pd.DataFrame(summaries, columns=list(SUMMARY_COLUMNS)),
+                       pd.DataFrame(report.failures, columns=list(FAILURE_COLUMNS)), report)
+
+
+def gather(manifest_failures: pd.DataFrame, results: Iterable[ShardResult], out_dir: str | Path,
+           stamp: dict) -> ShardResult:
+    """The archive's tables from its shards' results: detections.parquet and detections.csv (every detection, by
+    path and start), summary.csv, failures.csv (unreadable files, from the manifest and from decoding), the
+    activity tables and figure when file names carry times (rfcx.activity), and detect.json: the detector and
+    settings the detections were made with."""
+    from rfcx.activity import write_activity
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = list(results) or [ShardResult(empty_archive_detections(), pd.DataFrame(columns=list(SUMMARY_COLUMNS)),
+                                            pd.DataFrame(columns=list(FAILURE_COLUMNS)), DetectReport())]
+    detections = pd.concat([result.detections for result in results], ignore_index=True).sort_values(
+        ["path", "start", "species_id"], ignore_index=True)
+    summary = pd.concat([result.summary for result in results], ignore_index=True).sort_values(
+        "recording", ignore_index=True)
+    failures = pd.concat([manifest_failures, *(result.failures for result in results)], ignore_index=True
+                         ).sort_values("file", ignore_index=True)
+    write_parquet(detections, out_dir / "detections.parquet")
+    write_csv(detections, out_dir / "detections.csv")
+    write_csv(summary, out_dir / "summary.csv")
+    write_csv(failures, out_dir / "failures.csv")
+    write_activity(detections, out_dir)
+    write_json(stamp, out_dir / STAMP_NAME)
+    report = DetectReport()
+    for result in results:
+        report.scored += result.report.scored
+        report.skipped += result.report.skipped
+        report.audio_seconds += result.report.audio_seconds
+        report.elapsed_seconds += result.report.elapsed_seconds
+    report.failures = list(failures.itertuples(index=False, name=None))
+    return ShardResult(detections, summary, failures, report)
 
 
 def detect_folder(models: str | Path | Iterable[str | Path] | Detector, inputs: str | Path, out_dir: str | Path,
                   options: DetectOptions = DetectOptions(), *, bands_csv: str | Path | None = None,
-                  train_tp: str | Path | None = None) -> DetectReport:
-    """Score every recording in `inputs` with `models` (a Detector, or the CNN's fold models) and write the outputs
-    to `out_dir`: per recording scores, detections, a Raven selection table and Audacity labels; summary.csv and
-    failures.csv over the folder. A file that cannot be decoded is recorded as a failure and the others go on."""
+                  train_tp: str | Path | None = None, include: Iterable[str] = (),
+                  exclude: Iterable[str] = ()) -> DetectReport:
+    """Score every recording under `inputs` (a folder, walked at any depth, or one file) with `models` (a Detector,
+    or the CNN's fold models) in one job, writing the outputs to `out_dir`: per recording (at its path relative to
+    `inputs`) scores, detections, a Raven selection table and Audacity labels; over the archive the manifest,
+    detections, summary, failures and activity tables (see gather)."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     detector = models if isinstance(models, Detector) else build_detector(models)
-    geometry = detector.set_geometry(options.window_seconds, options.hop_seconds)
+    detector.set_geometry(options.window_seconds, options.hop_seconds)
     bands = load_bands(bands_csv, train_tp)
-    stamp = run_stamp(detector, options, bands)
-    stamp_path = out_dir / STAMP_NAME
-    fresh = options.force or not stamp_path.exists() or json.loads(stamp_path.read_text()) != stamp
-    if fresh:
-        stamp_path.unlink(missing_ok=True)  # until this run finishes, no earlier output counts as done
-    report = DetectReport()
-    summaries: list[dict] = []
-    seen: dict[str, Path] = {}
-    paths = audio_files(inputs)
-    for path in tqdm(paths, desc="recordings", unit="file", disable=not options.progress):
-        outputs = output_paths(out_dir, path.stem)
-        try:
-            if path.stem in seen:
-                raise AudioError(f"{path}: same name as {seen[path.stem]}, whose outputs it would overwrite")
-            seen[path.stem] = path
-            if not fresh and all(output.exists() for output in outputs.values()):
-                report.skipped += 1
-            else:
-                info = read_info(path)
-                with tqdm(total=expected_windows(info, geometry), desc=path.name, unit="window", leave=False,
-                          disable=not options.progress) as bar:
-                    window_scores = detector.score(info, options, progress=bar.update)
-                write_recording(outputs, window_scores, info, options, bands, geometry.sample_rate)
-                report.scored += 1
-                report.audio_seconds += info.seconds
-            summaries.append(recording_summary(path, outputs))
-        except AudioError as error:
-            report.failures.append((str(path), str(error)))
-            tqdm.write(f"rfcx detect: FAILED {error}", file=sys.stderr)
-    write_summary(summaries, out_dir / "summary.csv")
-    write_csv(pd.DataFrame(report.failures, columns=["file", "error"]), out_dir / "failures.csv")
-    write_json(stamp, stamp_path)
+    manifest = build_manifest(inputs, include, exclude, previous=read_manifest(out_dir))
+    manifest.write(out_dir)
+    for file, error in manifest.failures.itertuples(index=False, name=None):
+        tqdm.write(f"rfcx detect: FAILED {error}", file=sys.stderr)
+    result = detect_recordings(detector, manifest.root, manifest.recordings, out_dir, options, bands)
+    report = gather(manifest.failures, [result], out_dir, run_stamp(detector, options, bands)).report
     report.elapsed_seconds = time.perf_counter() - started
     return report

@@ -8,12 +8,11 @@ training labels (train_tp.csv), else the whole spectrum (0 Hz to Nyquist). Audac
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 
 from rfcx.constants import SPECIES_COLUMNS
-from rfcx.io import atomic_path, write_csv
+from rfcx.io import atomic_path
 from rfcx.submission import pool_recordings
 
 #: species_id -> (low, high) frequency in Hz.
@@ -79,7 +78,3 @@ def summary_row(recording: str, duration_s: float, window_scores: pd.DataFrame, 
     best = pooled[list(SPECIES_COLUMNS)].astype(float).idxmax()
     return {"recording": recording, "duration_s": round(duration_s, 3), "windows": len(window_scores),
             "detections": detections, "top_species": SPECIES_COLUMNS.index(best), "max_score": float(pooled[best])}
-
-
-def write_summary(rows: Iterable[dict], path: str | Path) -> None:
-    write_csv(pd.DataFrame(list(rows), columns=list(SUMMARY_COLUMNS)), path)

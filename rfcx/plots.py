@@ -67,3 +67,39 @@ def plot_mel_grid(images: dict[str, np.ndarray], path: str | Path, title: str) -
         axis.set_yticks([])
     figure.suptitle(title, fontsize=10, y=1.1, va="bottom")  # above panel titles of up to three lines
     _save(figure, path)
+
+
+def plot_activity(by_hour: pd.DataFrame, by_date: pd.DataFrame, path: str | Path, max_sites: int = 8) -> None:
+    """Per site (up to `max_sites`, the most active first), heat maps of detections per species by hour of day and
+    by date (rfcx.activity tables); a note instead when no file name carried a time."""
+    from rfcx.constants import SPECIES_COLUMNS
+
+    sites = by_hour.groupby("site").detections.sum().sort_values(ascending=False).index[:max_sites].tolist()
+    if not sites:
+        figure, axis = plt.subplots(figsize=(6, 1.5))
+        axis.axis("off")
+        axis.text(0.5, 0.5, "No activity to show: no detection, or no file name carries its start time\n"
+                  "(AudioMoth / Song Meter YYYYMMDD_HHMMSS)", ha="center", va="center", fontsize=9)
+        _save(figure, path)
+        return
+    species = sorted(by_hour.species_id.unique())
+    dates = sorted(by_date.date.unique())
+    figure, axes = plt.subplots(len(sites), 2, figsize=(12, 0.4 * len(species) * len(sites) + 1.5),
+                                squeeze=False, gridspec_kw={"width_ratios": [24, max(len(dates), 4)]})
+    for row, site in enumerate(sites):
+        for column, (table, key, labels) in enumerate(((by_hour, "hour", list(range(24))),
+                                                       (by_date, "date", dates))):
+            grid = (table[table.site == site].pivot_table(index="species_id", columns=key, values="detections",
+                                                          aggfunc="sum", fill_value=0)
+                    .reindex(index=species, columns=labels, fill_value=0))
+            axis = axes[row, column]
+            image = axis.imshow(grid.to_numpy(), aspect="auto", cmap="viridis", interpolation="nearest")
+            axis.set_yticks(range(len(species)), [SPECIES_COLUMNS[int(s)] for s in species], fontsize=7)
+            step = max(1, len(labels) // 12)
+            axis.set_xticks(range(0, len(labels), step), [str(label) for label in labels[::step]], fontsize=7,
+                            rotation=0 if key == "hour" else 45)
+            axis.set_title(f"{site or '(root)'}: detections by {'hour of day' if key == 'hour' else 'date'}",
+                           fontsize=8)
+            figure.colorbar(image, ax=axis, fraction=0.03)
+    figure.tight_layout()
+    _save(figure, path)

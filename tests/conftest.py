@@ -92,6 +92,17 @@ def run_on_backend(backend: str, code: str, *args: str, env: dict[str, str] | No
     return json.loads(result.stdout.strip().splitlines()[-1]) | {"stderr": result.stderr}
 
 
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of fold models holding the detector of known behaviour (tests/known_detector.py)."""
+    from known_detector import band_detector
+
+    root = tmp_path_factory.mktemp("models")
+    (root / "fold0").mkdir()
+    band_detector().save(root / "fold0" / "model.keras")
+    return root
+
+
 # The workflow in a temporary folder (tests/test_workflow.py, tests/test_embedding.py).
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TINY = {

@@ -1,7 +1,6 @@
 """Detection on new recordings (`rfcx detect`): streaming windows, resampling, merging, exports, failures, memory.
 
-The detector here is not trained: it is built from the project's own layers with fixed weights, so its behaviour is
-known (species k scores high exactly when a window has energy in species k's band) and the tests check the detection
+The detector (tests/known_detector.py) is not trained: its behaviour is known, so the tests check the detection
 machinery rather than a model's skill. Recordings are real files with tones planted at known times.
 """
 
@@ -31,14 +30,9 @@ from rfcx.features import LogMelSpectrogram, mel_filterbank
 from rfcx.predict import sliding_windows, window_starts
 from rfcx.train import load_detector
 
-RATE = 48_000
-WINDOW_SECONDS = 2.0  # default hop: 1 s
-N_FFT = 512
-N_MELS = 32
-FRAMES = 32
-FMIN, FMAX = 84.0, 15056.0
-#: species_id -> tone frequency (Hz): bands well apart on the mel axis.
-TONES: dict[int, float] = {3: 1000.0, 7: 4000.0, 12: 10000.0}
+from known_detector import (FMAX, FMIN, FRAMES, N_FFT, N_MELS, RATE, TONES, WINDOW_SECONDS, band_detector,
+                            detect_args, planted_audio)
+
 #: Planted calls per recording: (species, start s, end s). Each is a tone in the species' band.
 PLANTED_FLAC = [(3, 10.3, 16.3), (12, 40.6, 46.6)]
 PLANTED_WAV = [(7, 20.4, 27.4), (3, 70.2, 76.2)]
@@ -54,62 +48,8 @@ LENGTH_GROWTH_BOUND_MB = 600
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# A detector with known behaviour
-# ----------------------------------------------------------------------------------------------------------------
-
-
-def band_contrast_weights() -> np.ndarray:
-    """(n_mels, 24): for each planted species, its tone's mel row minus the mean of the rows 2-4 below it (in dB),
-    zero for the other species. A tone stands ~50 dB above those rows; noise alone gives ~0. Comparing with lower
-    rows, not all rows, keeps band-limited audio (an 8 kHz recording has nothing above 4 kHz) from faking a
-    contrast: the rows above a recording's content are only ever emptier."""
-    filterbank = mel_filterbank(RATE, N_FFT, N_MELS, FMIN, FMAX)
-    weights = np.zeros((N_MELS, N_SPECIES), dtype=np.float32)
-    for species, frequency in TONES.items():
-        row = int(np.argmax(filterbank[:, int(round(frequency * N_FFT / RATE))]))
-        weights[row, species] = 1.0
-        weights[row - 4:row - 1, species] = -1.0 / 3
-    return weights
-
-
-def band_detector(bias: float = -5.0) -> keras.Model:
-    """Waveform -> log-mel (dB, per-window max at 0) -> per-frame band contrast (fixed Dense over the mel axis) ->
-    max over frames -> sigmoid(contrast / 4 + bias): 0.5 at 20 dB of contrast when bias is -5."""
-    waveform = keras.Input((int(WINDOW_SECONDS * RATE),), name="waveform", dtype="float32")
-    x = LogMelSpectrogram(sample_rate=RATE, n_fft=N_FFT, hop_length=N_FFT, fmin=FMIN, fmax=FMAX, n_mels=N_MELS,
-                          frames=FRAMES, name="log_mel")(waveform)
-    x = keras.layers.Permute((2, 1))(keras.layers.Reshape((N_MELS, FRAMES))(x))  # (batch, frames, mels)
-    contrast = keras.layers.Dense(N_SPECIES, use_bias=False, trainable=False, name="band_contrast")
-    x = keras.layers.GlobalMaxPooling1D()(contrast(x))
-    output = keras.layers.Dense(N_SPECIES, activation="sigmoid", trainable=False, name="species")
-    model = keras.Model(waveform, output(x), name="band_detector")
-    contrast.set_weights([band_contrast_weights()])
-    output.set_weights([np.eye(N_SPECIES, dtype=np.float32) / 4, np.full(N_SPECIES, bias, dtype=np.float32)])
-    return model
-
-
-@pytest.fixture(scope="module")
-def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("models")
-    (root / "fold0").mkdir()
-    band_detector().save(root / "fold0" / "model.keras")
-    return root
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # Recordings with planted calls
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def planted_audio(seconds: float, rate: int, calls: list[tuple[int, float, float]], seed: int) -> np.ndarray:
-    """Quiet white noise with a tone (20 ms fades, so onsets do not click across bands) for each planted call."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    audio = 0.003 * rng.standard_normal(t.size)
-    for species, start, end in calls:
-        envelope = np.clip(np.minimum(t - start, end - t) / 0.02, 0.0, 1.0)
-        audio += 0.3 * envelope * np.sin(2 * np.pi * TONES[species] * t)
-    return audio.astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +71,6 @@ def bands_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pd.DataFrame({"species_id": [3, 7], "f_min": [800.0, 3500.0], "f_max": [1200.0, 4500.0]}).to_csv(path, index=False)
     return path
 
-
-def detect_args(models: Path, inputs: Path, out: Path, *extra: str) -> list[str]:
-    return ["detect", "--models", str(models), "--input", str(inputs), "--output", str(out), *extra]
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +208,7 @@ def test_a_corrupt_file_fails_alone_and_a_rerun_skips_done_recordings(models_dir
     assert not list(out.glob("d_lost_sync.*"))
     assert pd.read_csv(out / "summary.csv").recording.tolist() == ["a_forest", "b_river"]
     done = sorted(out.glob("[ab]_*.*"))
-    assert len(done) == 8
+    assert len(done) == 10  # four outputs and the done record per recording
     mtimes = {path: path.stat().st_mtime_ns for path in done}
 
     assert main(detect_args(models_dir, inputs, out, "--quiet")) == 1

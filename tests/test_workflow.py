@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from conftest import TINY, snakemake, workflow_copy
+from rfcx.cli import main
 from rfcx.constants import SUBMISSION_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -376,3 +377,51 @@ def test_the_one_fold_probe_trains_fold_0_and_prints_its_best_validation_score(f
     missing = subprocess.run(["bash", str(PROBE), "nodata"], env={**env, "DATA": str(tmp_path / "absent")},
                              capture_output=True, text=True)
     assert missing.returncode != 0 and f"no dataset at {tmp_path / 'absent'}" in missing.stderr
+
+
+def test_detection_over_a_nested_archive_runs_in_shards_redoes_only_a_replaced_files_shard_and_matches_one_job(
+        finished_run: Path, tmp_path: Path) -> None:
+    """Two sites whose recorders wrote the same file name, a second day, and a corrupt file: one shard per
+    recording (detect.hours_per_job below a recording's minute)."""
+    test_flacs = sorted((finished_run / "data" / "synthetic" / "tiny-seed0" / "test").glob("*.flac"))
+    archive = tmp_path / "archive"
+    names = ["A/0301/20240301_053000.flac", "B/0301/20240301_053000.flac", "A/0302/20240302_060000.flac"]
+    for name, source in zip(names, test_flacs):
+        (archive / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, archive / name)
+    (archive / "A" / "bad.flac").write_bytes(b"fLaC" + b"\x00not audio" * 50)
+    detect = {"input_dir": str(archive), "hours_per_job": 0.001, "min_score": 0.03}  # the untrained toy scores ~0.04
+    run = copy_of_run(finished_run, tmp_path / "run", {"detect": detect})
+    result = snakemake(run)
+    assert "rule train:" not in result.stdout + result.stderr
+    out = run / "results" / "detections"
+    shard_logs = sorted((run / "results" / "logs" / "detect").glob("shard-*.log"))
+    assert len(shard_logs) == 3 and all("1 scored, 0 skipped, 0 failed" in log.read_text() for log in shard_logs)
+    table = pd.read_parquet(out / "detections.parquet")
+    assert set(table.path) == set(names) and set(table.site) == {"A", "B"}
+    assert (table.start_time == table.file_start + pd.to_timedelta(table.start, unit="s")).all()
+    a, b = (pd.read_parquet(out / site / "0301" / "20240301_053000.scores.parquet") for site in "AB")
+    assert not a.equals(b)  # two recordings, two outputs, nothing overwritten
+    failures = pd.read_csv(out / "failures.csv")
+    assert failures.file.tolist() == [str(archive / "A" / "bad.flac")]
+    assert pd.read_csv(out / "summary.csv").recording.tolist() == sorted(name[:-5] for name in names)
+    assert set(pd.read_csv(out / "activity_by_hour.csv").hour) == {5, 6}
+    assert json.loads((out / "detect.json").read_text())["min_score"] == 0.03
+
+    # one job over the whole archive (rfcx detect) finds exactly the sharded run's detections
+    single = tmp_path / "single"
+    assert main(["detect", "--results", str(run / "results"), "--input", str(archive), "--output", str(single),
+                 "--min-score", "0.03", "--batch-size", "16", "--quiet"]) == 1  # 1: a file failed
+    assert pd.read_csv(single / "failures.csv").file.tolist() == failures.file.tolist()
+    pd.testing.assert_frame_equal(pd.read_parquet(single / "detections.parquet"), table)
+
+    # a recording replaced in place: its shard alone is planned, and that shard scores that recording alone
+    shutil.copy(test_flacs[3], archive / names[2])
+    plan = snakemake(run, "-n").stdout
+    assert plan.count("rule detect_shard:") == 1 and "rule train" not in plan and "rule predict" not in plan
+    before = {log: log.stat().st_mtime_ns for log in shard_logs}
+    snakemake(run)
+    changed = [log for log in shard_logs if log.stat().st_mtime_ns != before[log]]
+    assert len(changed) == 1 and "1 scored, 0 skipped" in changed[0].read_text()
+    assert not pd.read_parquet(out / "detections.parquet").equals(table)  # the new audio's scores
+    assert "Nothing to be done" in snakemake(run, "-n").stdout

@@ -5,7 +5,9 @@ root); it exits 0 with a "SKIPPED:" line where slurm-wlm/munge cannot be install
 
 What is checked: every job of the workflow went through sbatch (SLURM's job completion log lists one COMPLETED job per
 Snakemake job, under the run's job name, and the plugin kept an sbatch log per job); folds, windows and the submission
-equal the local run's (scores to 1e-5), and the cluster is shut down afterwards, also on failure.
+equal the local run's (scores to 1e-5); then detection over a nested archive of the tiny test recordings, split into
+one shard per recording (detect.hours_per_job), runs each shard as its own sbatch job and gives the local run's
+detections; the cluster is shut down afterwards, also on failure.
 
 The cluster has no accounting database (slurmdbd), so `sacct` answers "accounting storage is disabled"; job status
 comes from `squeue` instead (the plugin's --slurm-status-command squeue, with MinJobAge long enough for finished jobs
@@ -216,6 +218,28 @@ def run(command: list[str], cwd: Path, env: dict, log: Path) -> float:
     return elapsed
 
 
+def write_archive(run_folder: Path, archive: Path) -> dict:
+    """A deployment tree of the tiny test recordings (two sites, repeated file names) and the config that detects
+    on it in one shard per recording."""
+    sources = sorted((run_folder / "data" / "synthetic" / "tiny-seed0" / "test").glob("*.flac"))
+    names = ["A/0301/20240301_053000.flac", "B/0301/20240301_053000.flac", "A/0302/20240302_060000.flac",
+             "B/0302/20240302_060000.flac"]
+    for name, source in zip(names, sources):
+        (archive / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, archive / name)
+    return {"detect": {"input_dir": str(archive), "hours_per_job": 0.001, "min_score": 0.0}}
+
+
+def compare_detections(local: Path, cluster: Path) -> list[str]:
+    """Differences between the two runs' archive detections (scores to 1e-5)."""
+    a, b = (pd.read_parquet(run / "results/detections/detections.parquet") for run in (local, cluster))
+    if a.empty or not a.drop(columns="score").equals(b.drop(columns="score")):
+        return [f"detections differ: {len(a)} local, {len(b)} on the cluster"]
+    gap = float(np.abs(a.score - b.score).max())
+    say(f"detections.parquet: {len(a)} detections, largest score difference {gap:.2e}")
+    return [f"detection scores differ by up to {gap:.2e}"] if gap > 1e-5 else []
+
+
 def compare_outputs(local: Path, cluster: Path) -> list[str]:
     """Differences between the two runs' results (empty: the same)."""
     problems = []
@@ -310,6 +334,26 @@ def main() -> int:
         say(f"sacct (no slurmdbd here): {(sacct.stdout + sacct.stderr).strip()}")
 
         failures += compare_outputs(local, remote)
+
+        # detection over an archive, one shard per recording: each shard its own sbatch job
+        detect = write_archive(remote, root / "archive")
+        for folder in (remote, local):
+            (folder / "detect.yaml").write_text(yaml.safe_dump(detect))
+        configs = ["--configfile", "config.yaml", "detect.yaml"]
+        seconds = run([*snakemake, "--workflow-profile", str(profile), *configs], remote, cluster.env,
+                      root / "slurm_detect.log")
+        say(f"cluster detection finished in {seconds:.0f} s")
+        run([*snakemake, "--cores", str(cpus), *same_threads, *configs], local, os.environ.copy(),
+            root / "local_detect.log")
+        shard_jobs = sorted((remote / ".snakemake" / "slurm_logs" / "rule_detect_shard").rglob("*.log"))
+        planned = (root / "slurm_detect.log").read_text().count("rule detect_shard:")
+        say(f"{planned} detection shards planned, {len(shard_jobs)} sbatch logs of detect_shard jobs")
+        if planned < 3 or len(shard_jobs) != planned:
+            failures.append(f"expected each of the >= 3 shards ({planned}) as its own sbatch job, found "
+                            f"{len(shard_jobs)}")
+        if len(cluster.completed_jobs()) < len(jobs) + planned:
+            failures.append("the detection shards are not all in SLURM's completion log")
+        failures += compare_detections(local, remote)
         if failures:
             for failure in failures:
                 say(f"FAILED: {failure}")
