@@ -132,6 +132,13 @@ def _bench_embedding(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_detect(args: argparse.Namespace) -> int:
+    from rfcx.bench.detect_archive import run
+
+    return run(args.results, markdown_path=args.markdown, files_per_site=args.files_per_site, minutes=args.minutes,
+               work_dir=args.work_dir)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rfcx", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -194,6 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--hop-seconds", type=float, default=1.5)
     speed.add_argument("--workers", type=int, default=2)
     speed.set_defaults(run=_bench_embedding)
+
+    archive = commands.add_parser("bench-detect", help="detection over an archive: throughput per core, 1 vs 2 shards "
+                                  "side by side, peak memory on a 2-hour file and a 500-file tree")
+    archive.add_argument("--results", type=Path, required=True, help="a finished run's results folder")
+    archive.add_argument("--files-per-site", type=int, default=6, help="recordings per site (2 sites)")
+    archive.add_argument("--minutes", type=float, default=10.0, help="length of each recording")
+    archive.add_argument("--work-dir", type=Path, default=None, help="where the archive is made (default: a temp dir)")
+    archive.add_argument("--markdown", type=Path, default=None, help="write the table here (benchmarks/DETECT.md)")
+    archive.set_defaults(run=_bench_detect)
 
     quality = commands.add_parser("quality", help="reference recipe vs default (and ablations): LWLRAP side by side")
     quality.add_argument("--recipes", default="reference,default",

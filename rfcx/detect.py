@@ -20,7 +20,7 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
@@ -30,11 +30,12 @@ import pandas as pd
 import soxr
 from tqdm import tqdm
 
-from rfcx.archive import FAILURE_COLUMNS, build_manifest, output_stem, read_manifest
+from rfcx.archive import build_manifest, output_stem, read_manifest
 from rfcx.audio import AudioError, AudioInfo, read_info, stream_blocks
 from rfcx.constants import SAMPLE_RATE, SPECIES_COLUMNS
-from rfcx.detections_export import (SUMMARY_COLUMNS, Bands, load_bands, summary_row, write_audacity_labels,
-                                    write_raven_table)
+from rfcx.detections_export import (DETECTION_COLUMNS, FAILURE_COLUMNS, SUMMARY_COLUMNS, Bands, DetectReport,
+                                    ShardResult, archive_detections, empty_archive_detections, gather, load_bands,
+                                    no_detections, summary_row, write_audacity_labels, write_raven_table)
 from rfcx.features import LogMelSpectrogram
 from rfcx.io import file_sha256, write_csv, write_json, write_parquet
 from rfcx.predict import predict_batch, window_starts
@@ -46,13 +47,7 @@ T = TypeVar("T")
 #: without the suffix). A recording is done when all of them exist and its done record (DONE_SUFFIX) matches.
 OUTPUT_SUFFIXES: dict[str, str] = {"detections": ".detections.csv", "selections": ".selections.txt",
                                    "audacity": ".audacity.txt", "scores": ".scores.parquet"}
-STAMP_NAME = "detect.json"
 DONE_SUFFIX = ".done.json"
-DETECTION_COLUMNS: tuple[str, ...] = ("start", "end", "species_id", "score")
-#: The archive's detections table: where (site, path relative to the root), when within the file, what, how sure;
-#: file_start and start_time (absolute) are empty unless the file name carries its start time.
-ARCHIVE_DETECTION_COLUMNS: tuple[str, ...] = ("site", "path", "start", "end", "species_id", "score", "file_start",
-                                              "start_time")
 
 
 @dataclass(frozen=True)
@@ -79,28 +74,6 @@ class Geometry:
 
     def seconds(self, samples: np.ndarray | int) -> np.ndarray | float:
         return np.asarray(samples) / self.sample_rate
-
-
-@dataclass
-class DetectReport:
-    """What a run did, for the final throughput line and the exit code."""
-
-    scored: int = 0
-    skipped: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    audio_seconds: float = 0.0
-    elapsed_seconds: float = 0.0
-
-    @property
-    def failed(self) -> int:
-        return len(self.failures)
-
-    def throughput(self) -> str:
-        """One line: counts, recordings/s and times real time over the recordings actually scored."""
-        elapsed = max(self.elapsed_seconds, 1e-9)
-        return (f"detect: {self.scored} scored, {self.skipped} skipped, {self.failed} failed; "
-                f"{self.audio_seconds / 3600:.2f} h of audio in {elapsed:.1f} s: "
-                f"{self.scored / elapsed:.3f} recordings/s, {self.audio_seconds / elapsed:.1f}x real time")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -472,11 +445,6 @@ def score_recording(info: AudioInfo, ensemble: Ensemble | ProbeEnsemble, geometr
     return frame
 
 
-def no_detections() -> pd.DataFrame:
-    """An empty detections table with its columns' types."""
-    return pd.DataFrame({name: pd.Series(dtype=float if name != "species_id" else int) for name in DETECTION_COLUMNS})
-
-
 def merge_detections(window_scores: pd.DataFrame, min_score: float, merge_gap: float,
                      duration: float | None = None) -> pd.DataFrame:
     """Detections (start, end, species_id, score) from per-window scores.
@@ -546,39 +514,6 @@ def write_recording(outputs: dict[str, Path], window_scores: pd.DataFrame, info:
     return detections
 
 
-@dataclass
-class ShardResult:
-    """What detection over some recordings of an archive gave: their detections (ARCHIVE_DETECTION_COLUMNS), their
-    summary rows (SUMMARY_COLUMNS), the files that failed (FAILURE_COLUMNS) and the run's counts."""
-
-    detections: pd.DataFrame
-    summary: pd.DataFrame
-    failures: pd.DataFrame
-    report: DetectReport
-
-    def write(self, detections: str | Path, summary: str | Path, failures: str | Path) -> None:
-        write_parquet(self.detections, detections)
-        write_parquet(self.summary, summary)
-        write_parquet(self.failures, failures)
-
-    @classmethod
-    def read(cls, detections: str | Path, summary: str | Path, failures: str | Path) -> ShardResult:
-        """A shard's result as `write` left it (the counts are the job's business: they are in its log)."""
-        return cls(pd.read_parquet(detections), pd.read_parquet(summary), pd.read_parquet(failures), DetectReport())
-
-
-def archive_detections(recording: pd.Series, detections: pd.DataFrame) -> pd.DataFrame:
-    """A recording's detections as rows of the archive's table: its site and relative path, and absolute times
-    when its file name carries its start (rfcx.archive.parse_file_start)."""
-    table = detections.assign(site=recording["site"], path=recording["path"], file_start=recording["file_start"])
-    table["start_time"] = pd.to_datetime(table["file_start"]) + pd.to_timedelta(table["start"], unit="s")
-    return table[list(ARCHIVE_DETECTION_COLUMNS)]
-
-
-def empty_archive_detections() -> pd.DataFrame:
-    return archive_detections(pd.Series({"site": "", "path": "", "file_start": pd.NaT}), no_detections())
-
-
 def detect_recordings(detector: Detector, root: str | Path, recordings: pd.DataFrame, out_dir: str | Path,
                       options: DetectOptions, bands: Bands) -> ShardResult:
     """Score the manifest rows `recordings` (files under `root`), writing each one's outputs under `out_dir` at its
@@ -623,40 +558,6 @@ def detect_recordings(detector: Detector, root: str | Path, recordings: pd.DataF
     detections = pd.concat(tables, ignore_index=True) if tables else empty_archive_detections()
     return ShardResult(detections, pd.DataFrame(summaries, columns=list(SUMMARY_COLUMNS)),
                        pd.DataFrame(report.failures, columns=list(FAILURE_COLUMNS)), report)
-
-
-def gather(manifest_failures: pd.DataFrame, results: Iterable[ShardResult], out_dir: str | Path,
-           stamp: dict) -> ShardResult:
-    """The archive's tables from its shards' results: detections.parquet and detections.csv (every detection, by
-    path and start), summary.csv, failures.csv (unreadable files, from the manifest and from decoding), the
-    activity tables and figure when file names carry times (rfcx.activity), and detect.json: the detector and
-    settings the detections were made with."""
-    from rfcx.activity import write_activity
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results = list(results) or [ShardResult(empty_archive_detections(), pd.DataFrame(columns=list(SUMMARY_COLUMNS)),
-                                            pd.DataFrame(columns=list(FAILURE_COLUMNS)), DetectReport())]
-    detections = pd.concat([result.detections for result in results], ignore_index=True).sort_values(
-        ["path", "start", "species_id"], ignore_index=True)
-    summary = pd.concat([result.summary for result in results], ignore_index=True).sort_values(
-        "recording", ignore_index=True)
-    failures = pd.concat([manifest_failures, *(result.failures for result in results)], ignore_index=True
-                         ).sort_values("file", ignore_index=True)
-    write_parquet(detections, out_dir / "detections.parquet")
-    write_csv(detections, out_dir / "detections.csv")
-    write_csv(summary, out_dir / "summary.csv")
-    write_csv(failures, out_dir / "failures.csv")
-    write_activity(detections, out_dir)
-    write_json(stamp, out_dir / STAMP_NAME)
-    report = DetectReport()
-    for result in results:
-        report.scored += result.report.scored
-        report.skipped += result.report.skipped
-        report.audio_seconds += result.report.audio_seconds
-        report.elapsed_seconds += result.report.elapsed_seconds
-    report.failures = list(failures.itertuples(index=False, name=None))
-    return ShardResult(detections, summary, failures, report)
 
 
 def detect_folder(models: str | Path | Iterable[str | Path] | Detector, inputs: str | Path, out_dir: str | Path,

@@ -16,7 +16,8 @@ import soundfile as sf
 
 from rfcx.archive import build_manifest, manifest_frame, manifest_rows, parse_file_start, shards, walk
 from rfcx.cli import main
-from rfcx.detect import ARCHIVE_DETECTION_COLUMNS, DetectOptions, build_detector, detect_recordings, gather
+from rfcx.detect import DetectOptions, Detector, build_detector, detect_recordings
+from rfcx.detections_export import ARCHIVE_DETECTION_COLUMNS, gather
 
 from known_detector import RATE, detect_args, planted_audio
 
@@ -159,3 +160,27 @@ def test_a_file_replaced_in_place_is_scored_again_and_the_others_are_not(archive
     shutil.copy(archive / "top.flac", archive / "A" / "late.flac")  # added in a subfolder
     assert main(detect_args(models_dir, archive, out, "--quiet")) == 0
     assert "1 scored, 4 skipped" in capsys.readouterr().out
+
+
+def test_a_job_killed_mid_archive_resumes_at_the_recording_it_was_scoring(archive: Path, models_dir: Path,
+                                                                          tmp_path: Path, monkeypatch) -> None:
+    manifest = build_manifest(archive)
+    detector, options = build_detector(models_dir), DetectOptions(progress=False)
+    score = Detector.score
+    scored: list[str] = []
+
+    def killed_on_the_third(self, info, *args, **kwargs):
+        scored.append(Path(info.path).name)
+        if len(scored) == 3:
+            raise KeyboardInterrupt  # as a SIGINT/SIGTERM would stop the job half-way through this recording
+        return score(self, info, *args, **kwargs)
+
+    monkeypatch.setattr(Detector, "score", killed_on_the_third)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        detect_recordings(detector, archive, manifest.recordings, out, options, {})
+    assert len(list(out.rglob("*.done.json"))) == 2
+    monkeypatch.setattr(Detector, "score", score)
+    result = detect_recordings(detector, archive, manifest.recordings, out, options, {})
+    assert (result.report.skipped, result.report.scored) == (2, 2)
+    assert len(result.summary) == 4 and len(list(out.rglob("*.done.json"))) == 4

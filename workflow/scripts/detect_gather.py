@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rfcx.detect import ShardResult, gather
+from rfcx.detections_export import ShardResult, gather
 from rfcx.runlog import logged
 
 with logged(snakemake.log[0]):
