@@ -39,7 +39,7 @@ from rfcx.detections_export import (DETECTION_COLUMNS, FAILURE_COLUMNS, SUMMARY_
 from rfcx.features import LogMelSpectrogram
 from rfcx.io import file_sha256, write_csv, write_json, write_parquet
 from rfcx.predict import predict_batch, window_starts
-from rfcx.train import load_detector
+from rfcx.model import load_detector
 
 T = TypeVar("T")
 

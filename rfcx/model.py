@@ -17,6 +17,7 @@ frame scores feed the masked frame-wise loss during training only (`training_mod
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -253,3 +254,10 @@ def low_resolution_detector(detector: keras.Model, factor: tuple[int, int]) -> k
     for layer in layers[at + 1:]:
         x = layer(x)
     return keras.Model(detector.input, x, name=f"{detector.name}_low_res")
+
+
+def load_detector(path: str | Path) -> keras.Model:
+    """Load a saved detector without executing code from the file (safe_mode: no Lambda layers are allowed). Its
+    layers are rfcx's own, registered with Keras when this module (and those it imports) load, so prediction and
+    detection read a model through here without loading the training code."""
+    return keras.saving.load_model(str(path), safe_mode=True, compile=False)

@@ -102,8 +102,8 @@ def predict_oof(model_path: str | Path, windows_path: str | Path, cache_path: st
     """Score fold `fold`'s validation windows (those centred on a tp call) with that fold's model; write window, fold,
     truth t* and scores s*.
     Each window's score is the mean over crops shifted by `crop_shifts_seconds` (see predict_cached_windows)."""
+    from rfcx.model import load_detector
     from rfcx.predict import predict_cached_windows
-    from rfcx.train import load_detector
     from rfcx.windows import label_matrix
 
     windows = pd.read_parquet(windows_path)
@@ -168,8 +168,8 @@ def sliding_scores(model_path: str | Path, paths: dict[str, Path], *, features: 
     """Sliding-window scores of whole recordings with one saved model, with a progress bar in the log."""
     from tqdm import tqdm
 
+    from rfcx.model import load_detector
     from rfcx.predict import predict_recordings
-    from rfcx.train import load_detector
 
     with tqdm(total=len(paths), desc=what, unit="rec", file=sys.stderr) as bar:
         return predict_recordings(load_detector(model_path), paths, sample_rate=features["sample_rate"],

@@ -331,11 +331,6 @@ def mel_power_cache(cache: WaveformCache | StackedCache, detector: keras.Model) 
     return mel
 
 
-def load_detector(path: str | Path) -> keras.Model:
-    """Load a saved detector without executing code from the file (safe_mode: no Lambda layers are allowed)."""
-    return keras.saving.load_model(str(path), safe_mode=True, compile=False)
-
-
 def seeded_rng(seed: int, *keys: int) -> np.random.Generator:
     """A NumPy generator for (seed, keys), the way every seeded choice in rfcx derives its randomness."""
     return np.random.default_rng([seed, *keys])

@@ -24,7 +24,7 @@ LOAD_AND_SCORE = """
 import json, sys
 import keras
 import numpy as np
-from rfcx.train import load_detector
+from rfcx.model import load_detector
 
 detector = load_detector(sys.argv[1])
 audio = np.load(sys.argv[2])

@@ -28,7 +28,7 @@ from rfcx.detect import (DetectOptions, Ensemble, blend_windows, find_models, me
 from rfcx.detections_export import RAVEN_COLUMNS
 from rfcx.features import LogMelSpectrogram, mel_filterbank
 from rfcx.predict import sliding_windows, window_starts
-from rfcx.train import load_detector
+from rfcx.model import load_detector
 
 from known_detector import (FMAX, FMIN, FRAMES, N_FFT, N_MELS, RATE, TONES, WINDOW_SECONDS, band_detector,
                             detect_args, planted_audio)

@@ -60,7 +60,8 @@ import pandas as pd
 
 from rfcx.cache import WaveformCache
 from rfcx.config import load_config
-from rfcx.train import load_detector, train_fold
+from rfcx.model import load_detector
+from rfcx.train import train_fold
 
 rate, seconds, margin = 48_000, 1.0, 0.25
 rng = np.random.default_rng(0)

@@ -15,7 +15,8 @@ from rfcx.augment import build_augmentations
 from rfcx.cache import StackedCache, WaveformCache
 from rfcx.config import load_config
 from rfcx.mel_cache import MelPowerCache, mel_power_cache_blocker
-from rfcx.train import load_detector, mel_power_cache_allowed, train_fold
+from rfcx.model import load_detector
+from rfcx.train import mel_power_cache_allowed, train_fold
 from rfcx.model import build_front_end, build_model, training_model
 from conftest import LIGHT, small_config
 

@@ -11,7 +11,8 @@ import pytest
 
 from conftest import LIGHT, MARGIN_SECONDS, RATE, WINDOW_SECONDS, small_config
 from rfcx.config import load_config
-from rfcx.train import load_detector, run_fingerprint, train_fold
+from rfcx.model import load_detector
+from rfcx.train import run_fingerprint, train_fold
 
 class OptimizerAtStart(keras.callbacks.Callback):
     """Records whether the optimizer's variables exist when fit starts, before the first step is traced."""

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -407,6 +408,8 @@ def test_detection_over_a_nested_archive_runs_in_shards_redoes_only_a_replaced_f
     assert pd.read_csv(out / "summary.csv").recording.tolist() == sorted(name[:-5] for name in names)
     assert set(pd.read_csv(out / "activity_by_hour.csv").hour) == {5, 6}
     assert json.loads((out / "detect.json").read_text())["min_score"] == 0.03
+    snakemake(run, "--report", "report.zip")
+    assert any(name.endswith("/activity.png") for name in zipfile.ZipFile(run / "report.zip").namelist())
 
     # one job over the whole archive (rfcx detect) finds exactly the sharded run's detections
     single = tmp_path / "single"
