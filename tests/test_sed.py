@@ -83,7 +83,7 @@ def test_the_loader_feeds_frame_targets_that_follow_the_crop(windows_and_cache) 
 def test_the_sed_head_trains_and_reloads_as_a_clip_level_detector(windows_and_cache, tmp_path, pooling) -> None:
     from rfcx.config import load_config
     from rfcx.model import load_detector
-from rfcx.train import train_fold
+    from rfcx.train import train_fold
 
     windows, cache = windows_and_cache
     windows = windows.assign(box_species=[np.array([s]) for s in windows.species_id],
