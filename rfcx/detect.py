@@ -183,8 +183,9 @@ class ProbeEnsemble:
 
     def finish(self, outputs: np.ndarray) -> np.ndarray:
         """A recording's window scores (mean over the fold probes) from its windows' embeddings, in time order."""
-        recording = np.zeros(len(outputs), dtype=np.int64)
-        return np.mean([probe.predict(outputs, recording) for probe in self.probes], axis=0)
+        from rfcx.probe import recording_scores
+
+        return recording_scores(self.probes, outputs)
 
     def geometry(self, window_seconds: float | None, hop_seconds: float | None) -> Geometry:
         """The embedding model's window; the hop of the grid the probes were trained on unless given. A probe with

@@ -15,7 +15,7 @@ from rfcx.blend import choose_weights, mix, weight_grid
 from rfcx.constants import BOX_COLUMNS, SPECIES_COLUMNS, TARGET_COLUMNS
 from rfcx.embedding import Embeddings, grid_starts
 from rfcx.metrics import lwlrap
-from rfcx.probe import Probe, fit_probe, grid_targets, with_context
+from rfcx.probe import Probe, fit_probe, grid_targets, recording_scores, with_context
 from rfcx.windows import call_fraction
 
 
@@ -229,3 +229,14 @@ def test_the_summary_puts_each_family_beside_the_blend(tmp_path: Path) -> None:
     assert lines[1].split() == ["cnn", "0.8100", "0.7700", "0.7400"]
     assert lines[2].split() == ["probe", "0.9300", "0.9100", "0.9400"]
     assert lines[3].split() == ["blend", "(cnn", "0.20,", "probe", "0.80)", "-", "0.9200", "0.9500"]
+
+
+def test_a_long_recording_is_scored_in_blocks_with_the_numbers_of_scoring_it_whole() -> None:
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(1000, 16)).astype(np.float32)
+    probes = [Probe(rng.normal(size=32), rng.uniform(0.5, 2, 32), rng.normal(size=(24, 32)), rng.normal(size=24),
+                    np.ones(24, dtype=bool), context=context) for context in (1, 2)]
+    whole = np.mean([probe.predict(vectors, np.zeros(len(vectors))) for probe in probes], axis=0)
+    for block in (1, 7, 100, 999, 4096):
+        np.testing.assert_array_equal(recording_scores(probes, vectors, block=block), whole)
+    assert recording_scores(probes, vectors[:0]).shape == (0, 24)
