@@ -25,8 +25,8 @@ import sys
 from pathlib import Path
 import pandas as pd
 import yaml
-from rfcx.config import load_config
-from rfcx.scoring import score_submission
+from rfcx.pipeline.config import load_config
+from rfcx.prediction.scoring import score_submission
 results, truth_path, name = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 config = load_config(sys.argv[4], yaml.safe_load(Path(sys.argv[5]).read_text()))
 history = pd.read_csv(results / "models/fold0/history.csv")

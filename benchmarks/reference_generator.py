@@ -5,7 +5,7 @@ whole 60 s FLAC, cut the window out, run the augmentations in numpy (librosa's p
 mel spectrogram with librosa, convert to dB, resize with scikit-image and min-max scale. It is kept here, outside the
 `rfcx` package, only so that the benchmark measures the project's pipeline against it side by side in one run.
 
-The augmentations are the numpy reference transforms of `rfcx.augment.reference` (the semantics the batched layers
+The augmentations are the numpy reference transforms of `rfcx.model.augment.reference` (the semantics the batched layers
 reproduce), built from the same `augment:` config list the project uses; a PitchShift always takes the librosa
 path here, as in the notebook, and SpecAugment (not part of the reference recipe) is left out.
 """
@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 import skimage.transform
 
-from rfcx.audio import int16_to_float, read_segment
-from rfcx.augment import reference
-from rfcx.augment.reference import HostTransform
+from rfcx.data.audio import int16_to_float, read_segment
+from rfcx.model.augment import reference
+from rfcx.model.augment.reference import HostTransform
 
 #: Reference transforms by config type; each takes the entry's keys (PitchShift and TimeShift also the rate).
 _TRANSFORMS = {

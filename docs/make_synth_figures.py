@@ -26,9 +26,9 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from rfcx.constants import RECORDING_SECONDS  # noqa: E402
-from rfcx.synth.scales import SynthScale  # noqa: E402
-from rfcx.synth.species import SPECIES  # noqa: E402
-from rfcx.synth.writer import FP, TP, PlannedCall, plan_dataset  # noqa: E402
+from rfcx.data.synth.scales import SynthScale  # noqa: E402
+from rfcx.data.synth.species import SPECIES  # noqa: E402
+from rfcx.data.synth.writer import FP, TP, PlannedCall, plan_dataset  # noqa: E402
 
 MEL = {"n_fft": 2048, "hop_length": 512, "fmin": 84.0, "fmax": 15056.0, "n_mels": 64}
 WINDOW_S = 10.0

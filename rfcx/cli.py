@@ -12,14 +12,14 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from rfcx.allocator import keep_freed_memory
-from rfcx.runlog import usable_cpu_count
+from rfcx.pipeline.allocator import keep_freed_memory
+from rfcx.pipeline.runlog import usable_cpu_count
 
 Command = Callable[[argparse.Namespace], int]
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from rfcx.synth import generate_dataset
+    from rfcx.data.synth import generate_dataset
 
     summary = generate_dataset(args.out, scale=args.scale, seed=args.seed, workers=args.workers,
                                progress=not args.quiet)
@@ -28,7 +28,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from rfcx.dataset import DatasetError, load_dataset
+    from rfcx.data.dataset import DatasetError, load_dataset
 
     try:
         dataset = load_dataset(args.data_dir, decode_audio=args.decode)
@@ -41,8 +41,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from rfcx import stages
-    from rfcx.config import load_config
+    from rfcx.pipeline import stages
+    from rfcx.pipeline.config import load_config
 
     config = load_config(args.config)
     data = Path(config["results_dir"]) / "data"
@@ -91,7 +91,7 @@ def _quality(args: argparse.Namespace) -> int:
 
 
 def _detect(args: argparse.Namespace) -> int:
-    from rfcx.detect import DetectOptions, build_detector, detect_folder, run_detector
+    from rfcx.prediction.detect import DetectOptions, build_detector, detect_folder, run_detector
 
     options = DetectOptions(window_seconds=args.window_seconds, hop_seconds=args.hop_seconds, min_score=args.min_score,
                             merge_gap=args.merge_gap, batch_size=args.batch_size, chunk_seconds=args.chunk_seconds,
@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    keep_freed_memory()  # before any command's TensorFlow work (rfcx.allocator)
+    keep_freed_memory()  # before any command's TensorFlow work (rfcx.pipeline.allocator)
     return args.run(args)
 
 

@@ -17,13 +17,13 @@ import pytest
 import soundfile as sf
 import yaml
 
-from rfcx.allocator import keep_freed_memory
-from rfcx.cache import WaveformCache
-from rfcx.config import load_config
 from rfcx.constants import BOX_COLUMNS, SAMPLE_RATE, SPECIES_COLUMNS
+from rfcx.data.cache import WaveformCache
+from rfcx.pipeline.allocator import keep_freed_memory
+from rfcx.pipeline.config import load_config
 
 # The tests that train in this process get the allocator setting that the workflow's jobs and the CLI use
-# (rfcx.allocator): the same code path, and CPU training steps without gigabytes of page faults each.
+# (rfcx.pipeline.allocator): the same code path, and CPU training steps without gigabytes of page faults each.
 keep_freed_memory()
 
 REPO = Path(__file__).resolve().parents[1]

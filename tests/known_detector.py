@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from rfcx.constants import N_SPECIES
-from rfcx.features import LogMelSpectrogram, mel_filterbank
+from rfcx.model.features import LogMelSpectrogram, mel_filterbank
 
 RATE = 48_000
 WINDOW_SECONDS = 2.0  # default hop: 1 s

@@ -1,4 +1,4 @@
-"""rfcx.allocator: after keep_freed_memory(), large blocks freed and allocated again come back without new page
+"""rfcx.pipeline.allocator: after keep_freed_memory(), large blocks freed and allocated again come back without new page
 faults; without it, glibc maps and zeroes them afresh every time (what a CPU training step did with its tensors)."""
 
 from __future__ import annotations
@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from rfcx.allocator import _glibc
+from rfcx.pipeline.allocator import _glibc
 
 CHILD = """
 import ctypes, resource, sys
-from rfcx.allocator import keep_freed_memory
+from rfcx.pipeline.allocator import keep_freed_memory
 
 kept = keep_freed_memory() if sys.argv[1] == "keep" else False
 libc = ctypes.CDLL(None)

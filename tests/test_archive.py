@@ -1,4 +1,4 @@
-"""A field archive (rfcx.archive): walking deployment trees, the manifest, times in file names, stable shards; and
+"""A field archive (rfcx.data.archive): walking deployment trees, the manifest, times in file names, stable shards; and
 `rfcx detect` over a nested tree with repeated file names (the detector of tests/test_detect.py, whose behaviour is
 known)."""
 
@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from rfcx.archive import build_manifest, manifest_frame, manifest_rows, parse_file_start, shards, walk
 from rfcx.cli import main
-from rfcx.detect import DetectOptions, Detector, build_detector, detect_recordings
-from rfcx.detections_export import ARCHIVE_DETECTION_COLUMNS, gather
+from rfcx.data.archive import build_manifest, manifest_frame, manifest_rows, parse_file_start, shards, walk
+from rfcx.prediction.detect import DetectOptions, Detector, build_detector, detect_recordings
+from rfcx.prediction.detections_export import ARCHIVE_DETECTION_COLUMNS, gather
 
 from known_detector import RATE, detect_args, planted_audio
 

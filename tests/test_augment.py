@@ -27,7 +27,7 @@ import pytest
 import scipy.signal
 from keras import ops
 
-from rfcx.augment import (
+from rfcx.model.augment import (
     AUGMENT_SCHEMA,
     SpectralNoiseSNR,
     SpectralTimeShift,
@@ -44,7 +44,7 @@ from rfcx.augment import (
     build_augmentations,
     reference,
 )
-from rfcx.features import LogMelSpectrogram, MinMaxScale, mel_center_frequencies
+from rfcx.model.features import LogMelSpectrogram, MinMaxScale, mel_center_frequencies
 
 SR = 48_000
 CENTRES_64 = mel_center_frequencies(64, 84.0, 15056.0)

@@ -18,7 +18,7 @@ import pytest
 import scipy.signal
 from keras import ops
 
-from rfcx.augment import (
+from rfcx.model.augment import (
     GaussianNoiseSNR,
     OneOf,
     PinkNoiseSNR,
@@ -29,7 +29,7 @@ from rfcx.augment import (
     VolumeControl,
     noise_mel_statistics,
 )
-from rfcx.features import LogMelSpectrogram, mel_center_frequencies, mel_filterbank
+from rfcx.model.features import LogMelSpectrogram, mel_center_frequencies, mel_filterbank
 
 SR, N_FFT, HOP, FMIN, FMAX, N_MELS = 48_000, 2048, 512, 84.0, 15056.0, 64
 FRONT_END = LogMelSpectrogram(n_mels=N_MELS, frames=None)

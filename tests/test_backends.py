@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import run_on_backend
-from rfcx.config import load_config
-from rfcx.model import build_model
+from rfcx.model.detector import build_model
+from rfcx.pipeline.config import load_config
 
 pytestmark = pytest.mark.jax
 
@@ -24,7 +24,7 @@ LOAD_AND_SCORE = """
 import json, sys
 import keras
 import numpy as np
-from rfcx.model import load_detector
+from rfcx.model.detector import load_detector
 
 detector = load_detector(sys.argv[1])
 audio = np.load(sys.argv[2])

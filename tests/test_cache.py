@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rfcx.audio import read_segment
-from rfcx.cache import WaveformCache, build_cache
-from rfcx.dataset import load_dataset, recording_path
-from rfcx.folds import split_folds
-from rfcx.windows import crop_windows
+from rfcx.data.audio import read_segment
+from rfcx.data.cache import WaveformCache, build_cache
+from rfcx.data.dataset import load_dataset, recording_path
+from rfcx.data.folds import split_folds
+from rfcx.data.windows import crop_windows
 
 
 def built_cache(root: Path, tmp_path: Path, margin_seconds: float = 1.0) -> tuple[pd.DataFrame, WaveformCache]:

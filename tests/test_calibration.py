@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from rfcx.calibration import Calibration, cross_fitted, fit_calibration
-from rfcx.metrics import lwlrap
+from rfcx.model.metrics import lwlrap
+from rfcx.prediction.calibration import Calibration, cross_fitted, fit_calibration
 
 N_SPECIES = 24
 SHY = 5  # the species the synthetic model under-scores

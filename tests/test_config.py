@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rfcx.config import SCHEMA_PATH, load_config
+from rfcx.pipeline.config import SCHEMA_PATH, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 

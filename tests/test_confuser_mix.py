@@ -1,4 +1,5 @@
-"""Confuser mixing (rfcx.confuser_mix): fp-centred windows added to training windows, never trained or scored alone."""
+"""Confuser mixing (rfcx.training.confuser_mix): fp-centred windows added to training windows, never trained or scored
+alone."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rfcx.confuser_mix import ConfuserMix
-from rfcx.loader import WindowBatches
+from rfcx.training.confuser_mix import ConfuserMix
+from rfcx.training.loader import WindowBatches
 from conftest import small_config
 
 
@@ -85,7 +86,7 @@ def with_fp_windows(windows: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_fp_centred_windows_are_never_validated_on_and_with_mixing_only_mixed_in(windows_and_cache, capsys) -> None:
-    from rfcx.train import fold_datasets
+    from rfcx.training.train import fold_datasets
 
     windows, cache = windows_and_cache
     windows = with_fp_windows(windows)
@@ -106,14 +107,14 @@ def test_fp_centred_windows_are_never_validated_on_and_with_mixing_only_mixed_in
 
 
 def test_out_of_fold_scores_cover_the_windows_centred_on_calls_only(windows_and_cache, tmp_path, monkeypatch) -> None:
-    import rfcx.train
-    from rfcx import stages
+    import rfcx.training.train
+    from rfcx.pipeline import stages
     from rfcx.io import write_parquet
     from conftest import FirstSampleModel
 
     windows, cache = windows_and_cache
     write_parquet(with_fp_windows(windows), tmp_path / "windows.parquet")
-    monkeypatch.setattr(rfcx.train, "load_detector", lambda path: FirstSampleModel())
+    monkeypatch.setattr(rfcx.training.train, "load_detector", lambda path: FirstSampleModel())
     monkeypatch.setattr(stages, "open_cache", lambda *args: cache)
     oof = stages.predict_oof("model.keras", tmp_path / "windows.parquet", "cache", "index", tmp_path / "oof.parquet",
                              fold=1, features={"sample_rate": 48_000}, window_seconds=1.0, batch_size=4)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rfcx.dataset import DatasetError, load_dataset, recording_path
+from rfcx.data.dataset import DatasetError, load_dataset, recording_path
 
 from conftest import write_recording
 

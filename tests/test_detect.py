@@ -20,15 +20,15 @@ import pytest
 import soundfile as sf
 import soxr
 
-from rfcx.audio import read_info
 from rfcx.cli import main
 from rfcx.constants import N_SPECIES, SPECIES_COLUMNS
-from rfcx.detect import (DetectOptions, Ensemble, blend_windows, find_models, merge_detections, resampled_blocks,
-                         stream_windows)
-from rfcx.detections_export import RAVEN_COLUMNS
-from rfcx.features import LogMelSpectrogram, mel_filterbank
-from rfcx.predict import sliding_windows, window_starts
-from rfcx.model import load_detector
+from rfcx.data.audio import read_info
+from rfcx.model.detector import load_detector
+from rfcx.model.features import LogMelSpectrogram, mel_filterbank
+from rfcx.prediction.detect import (DetectOptions, Ensemble, blend_windows, find_models, merge_detections,
+                                    resampled_blocks, stream_windows)
+from rfcx.prediction.detections_export import RAVEN_COLUMNS
+from rfcx.prediction.predict import sliding_windows, window_starts
 
 from known_detector import (FMAX, FMIN, FRAMES, N_FFT, N_MELS, RATE, TONES, WINDOW_SECONDS, band_detector,
                             detect_args, planted_audio)
@@ -245,7 +245,7 @@ def detect_peak_memory_mb(models_dir: Path, inputs: Path, out: Path) -> tuple[fl
     """Peak RSS (VmHWM) of `rfcx detect` over `inputs` in a fresh subprocess, TensorFlow included, and its stdout."""
     child = textwrap.dedent(f"""
         import re, sys
-        import rfcx.detect
+        import rfcx.prediction.detect
         from rfcx.cli import main
 
         code = main({detect_args(models_dir, inputs, out, "--quiet", "--hop-seconds", "2")!r})

@@ -24,8 +24,8 @@ SAME_STEP = """
 import json
 import keras
 import numpy as np
-from rfcx.backend import distribution_scope
-from rfcx.losses import MaskedBinaryCrossentropy
+from rfcx.model.losses import MaskedBinaryCrossentropy
+from rfcx.pipeline.backend import distribution_scope
 
 rng = np.random.default_rng(0)
 x = rng.standard_normal((8, 5)).astype("float32")
@@ -58,10 +58,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rfcx.cache import WaveformCache
-from rfcx.config import load_config
-from rfcx.model import load_detector
-from rfcx.train import train_fold
+from rfcx.data.cache import WaveformCache
+from rfcx.model.detector import load_detector
+from rfcx.pipeline.config import load_config
+from rfcx.training.train import train_fold
 
 rate, seconds, margin = 48_000, 1.0, 0.25
 rng = np.random.default_rng(0)
@@ -126,7 +126,7 @@ def test_a_fold_trains_data_parallel_and_saves_a_plain_detector(backend: str) ->
 
 
 def test_a_batch_that_cannot_be_split_evenly_is_refused() -> None:
-    from rfcx.backend import _check_split
+    from rfcx.pipeline.backend import _check_split
 
     _check_split(8, 2)
     with pytest.raises(ValueError, match="multiple of 3"):

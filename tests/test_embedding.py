@@ -70,7 +70,7 @@ def fixed_signal(seconds: float = 3.0, seed: int = 0) -> np.ndarray:
 def test_the_embedding_of_a_fixed_signal_is_deterministic_and_is_the_models_pre_classifier_tensor() -> None:
     from ai_edge_litert.interpreter import Interpreter
 
-    from rfcx.embedding import Embedder, resolve_model
+    from rfcx.model.embedding import Embedder, resolve_model
 
     model = resolve_model(BIRDNET)
     signal = fixed_signal()[None]
@@ -88,7 +88,7 @@ def test_the_embedding_of_a_fixed_signal_is_deterministic_and_is_the_models_pre_
 
 @needs_model
 def test_a_model_file_of_your_own_gives_its_tensor_and_says_what_is_missing(tmp_path: Path) -> None:
-    from rfcx.embedding import Embedder, EmbeddingUnavailable, resolve_model
+    from rfcx.model.embedding import Embedder, EmbeddingUnavailable, resolve_model
 
     registered = resolve_model(BIRDNET)
     own = {"file": str(registered.path), "tensor": EMBEDDING_TENSOR, "sample_rate": 48000, "window_seconds": 3.0,
@@ -109,7 +109,7 @@ def test_a_model_file_of_your_own_gives_its_tensor_and_says_what_is_missing(tmp_
 
 @needs_model
 def test_a_recording_at_another_sample_rate_is_resampled_onto_the_same_grid(tmp_path: Path) -> None:
-    from rfcx.embedding import Embedder, embed_recording, resolve_model
+    from rfcx.model.embedding import Embedder, embed_recording, resolve_model
 
     rng = np.random.default_rng(2)
     audio = 0.02 * rng.standard_normal(9 * SAMPLE_RATE)
@@ -137,7 +137,7 @@ def test_embedding_needs_no_network(tmp_path: Path) -> None:
         socket.socket.connect = refuse
         socket.create_connection = refuse
         from pathlib import Path
-        from rfcx.embedding import embed_recordings, resolve_model
+        from rfcx.model.embedding import embed_recordings, resolve_model
         index, vectors = embed_recordings({"r": Path(sys.argv[1])}, resolve_model({"model": "birdnet_v2.4"}),
                                           hop_seconds=1.5, workers=2)
         print(json.dumps({"windows": len(index), "dim": vectors.shape[1], "finite": bool((vectors == vectors).all())}))
@@ -162,8 +162,8 @@ def test_the_probe_on_real_embeddings_learns_a_planted_call_and_ignores_its_conf
     """A rising call (species 4, tp boxes) and a falling sweep in the same band (fp boxes of species 4) planted in
     noise: the probe, trained on the grid's embeddings, ranks held-out recordings with the call above those with
     the confuser or nothing."""
-    from rfcx.embedding import Embeddings, embed_recordings, resolve_model
-    from rfcx.probe import fit_probe, grid_targets, score_recordings
+    from rfcx.model.embedding import Embeddings, embed_recordings, resolve_model
+    from rfcx.model.probe import fit_probe, grid_targets, score_recordings
 
     rng = np.random.default_rng(0)
     call, confuser = chirp(0.8, 2500, 5000), chirp(0.8, 5000, 2500)
@@ -226,10 +226,10 @@ def test_the_workflow_blends_the_cnn_and_the_probe_and_states_the_licence(tmp_pa
     pd.testing.assert_frame_equal(pd.read_parquet(workdir / "by-hand/long.scores.parquet"), scores)
     # the probe alone, streamed in chunks shorter than a window's context, scores each window as the workflow's
     # probe code does on the whole recording's embeddings (its neighbours read across the chunks)
-    from rfcx.audio import read_info
-    from rfcx.detect import build_detector, score_recording
-    from rfcx.embedding import Embeddings, embed_recordings, model_from_card
-    from rfcx.probe import Probe, window_scores
+    from rfcx.data.audio import read_info
+    from rfcx.model.embedding import Embeddings, embed_recordings, model_from_card
+    from rfcx.model.probe import Probe, window_scores
+    from rfcx.prediction.detect import build_detector, score_recording
 
     probes = sorted((workdir / "results/probe").glob("fold*/probe.npz"))
     assert probes and all(Probe.load(path).context == 1 for path in probes)

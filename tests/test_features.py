@@ -9,7 +9,8 @@ import librosa
 import numpy as np
 import pytest
 
-from rfcx.features import BandFloor, LogMelSpectrogram, MinMaxScale, NoiseGate, mel_center_frequencies, mel_filterbank
+from rfcx.model.features import (BandFloor, LogMelSpectrogram, MinMaxScale, NoiseGate, mel_center_frequencies,
+                                 mel_filterbank)
 
 SR = 48_000
 FMIN, FMAX = 84.0, 15056.0

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from rfcx.constants import BOX_COLUMNS, N_SPECIES
-from rfcx.folds import split_folds
+from rfcx.data.folds import split_folds
 
 
 def random_boxes(n_recordings: int, seed: int, fp: bool = False) -> pd.DataFrame:

@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from rfcx.bench.throughput import inference_recordings
-from rfcx.config import load_config
 from rfcx.constants import SUBMISSION_COLUMNS
+from rfcx.pipeline.config import load_config
 from conftest import TINY, snakemake, workflow_copy
 
 REPO = Path(__file__).resolve().parents[1]

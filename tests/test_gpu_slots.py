@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from rfcx.gpu_slots import claim_gpus
+from rfcx.pipeline.gpu_slots import claim_gpus
 
 #: A job: claim a GPU, record (device, start, end) while holding it.
 JOB = """
 import json, os, sys, time
-from rfcx.gpu_slots import claim_gpus
+from rfcx.pipeline.gpu_slots import claim_gpus
 
 with claim_gpus({count}) as ids:
     start = time.time()
@@ -84,7 +84,7 @@ def test_snakemake_with_resources_gpu_2_runs_two_jobs_at_once_on_different_gpus(
         """))
     (tmp_path / "job.py").write_text(textwrap.dedent("""
         import json, os, time
-        from rfcx.gpu_slots import claim_gpus
+        from rfcx.pipeline.gpu_slots import claim_gpus
 
         with claim_gpus(snakemake.resources.get("gpu", 0)):
             start = time.time()

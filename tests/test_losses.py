@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from rfcx.losses import MaskedBinaryCrossentropy, MaskedCategoricalCrossentropy
+from rfcx.model.losses import MaskedBinaryCrossentropy, MaskedCategoricalCrossentropy
 
 EPS = keras.config.epsilon()
 

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rfcx.augment import build_augmentations
-from rfcx.cache import StackedCache, WaveformCache
-from rfcx.config import load_config
-from rfcx.mel_cache import MelPowerCache, mel_power_cache_blocker
-from rfcx.model import load_detector
-from rfcx.train import mel_power_cache_allowed, train_fold
-from rfcx.model import build_front_end, build_model, training_model
+from rfcx.data.cache import StackedCache, WaveformCache
+from rfcx.data.mel_cache import MelPowerCache, mel_power_cache_blocker
+from rfcx.model.augment import build_augmentations
+from rfcx.model.detector import load_detector
+from rfcx.model.detector import build_front_end, build_model, training_model
+from rfcx.pipeline.config import load_config
+from rfcx.training.train import mel_power_cache_allowed, train_fold
 from conftest import LIGHT, small_config
 
 RATE = 48_000

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import label_ranking_average_precision_score
 
-from rfcx.metrics import LWLRAP, lwlrap, per_class_lwlrap
+from rfcx.model.metrics import LWLRAP, lwlrap, per_class_lwlrap
 
 
 def _random_case(seed: int, n: int = 60, c: int = 24) -> tuple[np.ndarray, np.ndarray]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rfcx.augment import Mixup, build_augmentations, mix_targets
-from rfcx.loader import WindowBatches
+from rfcx.model.augment import Mixup, build_augmentations, mix_targets
+from rfcx.training.loader import WindowBatches
 
 
 def test_a_species_in_either_clip_is_in_the_mix_and_an_unknown_never_becomes_known() -> None:

@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from rfcx.config import load_config
-from rfcx.model import build_model
+from rfcx.model.detector import build_model
+from rfcx.pipeline.config import load_config
 
 
 def backbone_of(zero_init_residual: bool, name: str = "resnet50") -> keras.Model:
@@ -48,7 +48,7 @@ def test_zero_initialised_residual_branches_make_every_identity_block_pass_its_i
 def test_resnet18_has_the_published_shape_and_size() -> None:
     """He et al. 2016, table 1: 512 channels at 1/32 of the input's resolution, and exactly the trainable weights of
     torchvision's resnet18 without its classifier (11,689,512 - 512 x 1000 - 1000) on a 3-channel image."""
-    from rfcx.backbones import resnet18
+    from rfcx.model.backbones import resnet18
 
     network = resnet18(input_shape=(224, 224, 3))
     assert network.output.shape == (None, 7, 7, 512)
@@ -124,7 +124,7 @@ def test_noise_gate_leaves_a_window_of_background_blank_and_keeps_the_call():
 
 @pytest.mark.parametrize("factor", [(2, 2), (1, 2)])
 def test_the_low_resolution_detector_shares_every_weight_and_feeds_the_backbone_the_pooled_image(factor) -> None:
-    from rfcx.model import low_resolution_detector
+    from rfcx.model.detector import low_resolution_detector
 
     config = load_config(None, {"features": {"n_mels": 32, "frames": 32},
                                 "model": {"backbone": "resnet18", "dense_units": 32}})

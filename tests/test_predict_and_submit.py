@@ -8,14 +8,14 @@ import pytest
 
 from conftest import FirstSampleModel
 from rfcx.constants import SPECIES_COLUMNS, SUBMISSION_COLUMNS
-from rfcx.predict import (
+from rfcx.prediction.predict import (
     WindowScorer,
     predict_batch,
     predict_cached_windows,
     sliding_windows,
     window_starts,
 )
-from rfcx.submission import check_submission, ensemble, make_submission, pool_recordings
+from rfcx.prediction.submission import check_submission, ensemble, make_submission, pool_recordings
 
 
 def test_sliding_windows_cover_the_whole_recording_and_end_at_its_end() -> None:
@@ -137,7 +137,7 @@ def test_recordings_are_scored_in_full_batches_across_recording_boundaries() -> 
 
 
 def test_a_recordings_truth_is_the_species_of_its_tp_boxes_in_the_order_asked() -> None:
-    from rfcx.scoring import recording_truth
+    from rfcx.prediction.scoring import recording_truth
 
     tp = pd.DataFrame({"recording_id": ["a", "a", "b", "c", "a"], "species_id": [3, 7, 23, 0, 3]})
     truth = recording_truth(tp, ["b", "a", "d"])  # c is not asked for; d has no box (an fp-only recording)

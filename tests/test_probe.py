@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rfcx import stages
-from rfcx.blend import choose_weights, mix, weight_grid
 from rfcx.constants import BOX_COLUMNS, SPECIES_COLUMNS, TARGET_COLUMNS
-from rfcx.embedding import Embeddings, grid_starts
-from rfcx.metrics import lwlrap
-from rfcx.probe import Probe, fit_probe, grid_targets, recording_scores, with_context
-from rfcx.windows import call_fraction
+from rfcx.data.windows import call_fraction
+from rfcx.model.embedding import Embeddings, grid_starts
+from rfcx.model.metrics import lwlrap
+from rfcx.model.probe import Probe, fit_probe, grid_targets, recording_scores, with_context
+from rfcx.pipeline import stages
+from rfcx.prediction.blend import choose_weights, mix, weight_grid
 
 
 def boxes(rows: list[tuple]) -> pd.DataFrame:

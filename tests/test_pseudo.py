@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rfcx.cache import StackedCache, WaveformCache, build_cache
 from rfcx.constants import BOX_COLUMNS, SPECIES_COLUMNS
-from rfcx.pseudo import TARGET_COLUMNS, labelled_species, pseudo_label, with_pseudo_windows
-from rfcx.windows import WINDOW_COLUMNS
+from rfcx.data.cache import StackedCache, WaveformCache, build_cache
+from rfcx.data.windows import WINDOW_COLUMNS
+from rfcx.training.pseudo import TARGET_COLUMNS, labelled_species, pseudo_label, with_pseudo_windows
 
 FOLDS = pd.DataFrame({"recording_id": ["r0", "r1", "r2"], "fold": [0, 1, 1]})
 TP = pd.DataFrame([("r1", 3, 1, 11.0, 1000.0, 13.0, 2000.0)], columns=list(BOX_COLUMNS))
@@ -72,7 +72,7 @@ def test_the_validated_folds_recordings_are_never_pseudo_labelled_for_it() -> No
 
 
 def test_one_cache_reads_labelled_and_pseudo_labelled_windows(mini_dataset, tmp_path) -> None:
-    from rfcx.dataset import recording_path
+    from rfcx.data.dataset import recording_path
 
     def cache_of(windows: pd.DataFrame, name: str) -> WaveformCache:
         index = build_cache(windows, lambda rid: recording_path(mini_dataset, "train", rid), tmp_path / name,
@@ -98,9 +98,9 @@ def test_one_cache_reads_labelled_and_pseudo_labelled_windows(mini_dataset, tmp_
 
 
 def test_stage_two_trains_on_the_pseudo_windows_and_validates_on_labelled_windows_only() -> None:
-    from rfcx.config import load_config
-    from rfcx.train import fold_datasets
-    from rfcx.windows import crop_windows
+    from rfcx.data.windows import crop_windows
+    from rfcx.pipeline.config import load_config
+    from rfcx.training.train import fold_datasets
 
     tp = pd.concat([TP, TP.assign(recording_id="r0", species_id=1)], ignore_index=True)
     windows = crop_windows(tp, FP, FOLDS, window_seconds=5.0)

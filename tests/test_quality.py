@@ -12,7 +12,7 @@ import yaml
 
 from rfcx.bench.quality import REPO, Budget, Outcome, collect, recipe_config, recipes, render_markdown, render_text
 from rfcx.cli import main
-from rfcx.scoring import score_table
+from rfcx.prediction.scoring import score_table
 
 
 def changed_keys(a: dict, b: dict) -> set[str]:
@@ -50,7 +50,7 @@ def test_every_recipe_validates_and_shares_the_data_folds_and_budget(tmp_path) -
 
 
 def fake_results(root, seed: int) -> None:
-    """A results folder as the workflow writes it (scores from rfcx.scoring on random predictions)."""
+    """A results folder as the workflow writes it (scores from rfcx.prediction.scoring on random predictions)."""
     rng = np.random.default_rng(seed)
     truth = (rng.random((40, 24)) < 0.1).astype(float)
     truth[np.arange(40), rng.integers(0, 24, 40)] = 1

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rfcx.loader import FrameBoxes, WindowBatches
-from rfcx.losses import masked_frame_crossentropy
-from rfcx.windows import crop_windows
+from rfcx.data.windows import crop_windows
+from rfcx.model.losses import masked_frame_crossentropy
+from rfcx.training.loader import FrameBoxes, WindowBatches
 from conftest import LIGHT, small_config
 
 
@@ -81,9 +81,9 @@ def test_the_loader_feeds_frame_targets_that_follow_the_crop(windows_and_cache) 
 
 @pytest.mark.parametrize("pooling", ["max", "attention"])
 def test_the_sed_head_trains_and_reloads_as_a_clip_level_detector(windows_and_cache, tmp_path, pooling) -> None:
-    from rfcx.config import load_config
-    from rfcx.model import load_detector
-    from rfcx.train import train_fold
+    from rfcx.model.detector import load_detector
+    from rfcx.pipeline.config import load_config
+    from rfcx.training.train import train_fold
 
     windows, cache = windows_and_cache
     windows = windows.assign(box_species=[np.array([s]) for s in windows.species_id],

@@ -1,4 +1,4 @@
-"""Behaviour of rfcx.synth: a deterministic synthetic dataset in exactly the Kaggle RFCx layout.
+"""Behaviour of rfcx.data.synth: a deterministic synthetic dataset in exactly the Kaggle RFCx layout.
 
 The tiny scale is generated once per module (about 10 s on 2 cores); everything else reads it.
 """
@@ -18,8 +18,8 @@ import soundfile as sf
 from scipy import signal
 
 from rfcx.constants import BOX_COLUMNS, N_SPECIES, RECORDING_SECONDS, SAMPLE_RATE, SUBMISSION_COLUMNS
-from rfcx.synth import SCALES, generate_dataset, plan_dataset
-from rfcx.synth.species import (
+from rfcx.data.synth import SCALES, generate_dataset, plan_dataset
+from rfcx.data.synth.species import (
     BAND_LIMITS,
     SIMILAR_BAND_IOU,
     SPECIES,
@@ -28,7 +28,7 @@ from rfcx.synth.species import (
     frequency_extremes,
     log_band_overlap,
 )
-from rfcx.synth.writer import MARKER_NAME, TP, box_rows, prepare_out_dir, render_recording
+from rfcx.data.synth.writer import MARKER_NAME, TP, box_rows, prepare_out_dir, render_recording
 
 TINY = SCALES["tiny"]
 BOX_CSVS = ("train_tp.csv", "train_fp.csv", "test_boxes.csv")

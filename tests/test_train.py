@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from conftest import LIGHT, MARGIN_SECONDS, RATE, WINDOW_SECONDS, small_config
-from rfcx.config import load_config
-from rfcx.model import load_detector
-from rfcx.train import run_fingerprint, train_fold
+from rfcx.model.detector import load_detector
+from rfcx.pipeline.config import load_config
+from rfcx.training.train import run_fingerprint, train_fold
 
 class OptimizerAtStart(keras.callbacks.Callback):
     """Records whether the optimizer's variables exist when fit starts, before the first step is traced."""
@@ -118,7 +118,7 @@ def test_the_same_seed_trains_to_the_same_scores_on_the_cpu(windows_and_cache, t
 
 
 def test_an_epoch_can_be_longer_than_one_pass_and_each_pass_is_a_fresh_order(windows_and_cache) -> None:
-    from rfcx.loader import WindowBatches
+    from rfcx.training.loader import WindowBatches
 
     windows, cache = windows_and_cache
     targets = np.zeros((16, 24), dtype=np.float32)
@@ -131,9 +131,9 @@ def test_an_epoch_can_be_longer_than_one_pass_and_each_pass_is_a_fresh_order(win
 
 
 def test_a_short_last_batch_can_be_padded_with_windows_that_change_no_loss_and_no_score(windows_and_cache) -> None:
-    from rfcx.loader import WindowBatches
-    from rfcx.losses import MaskedBinaryCrossentropy
-    from rfcx.metrics import LWLRAP, lwlrap
+    from rfcx.model.losses import MaskedBinaryCrossentropy
+    from rfcx.model.metrics import LWLRAP, lwlrap
+    from rfcx.training.loader import WindowBatches
 
     windows, cache = windows_and_cache
     rows = windows.window_id.to_numpy()[:7]
@@ -217,7 +217,7 @@ def test_low_resolution_epochs_come_first_then_full_size_and_a_kill_between_them
 
 
 def test_the_kept_model_is_the_best_full_size_epoch_whatever_the_low_resolution_epochs_scored(tmp_path) -> None:
-    from rfcx.train import best_logged
+    from rfcx.training.train import best_logged
 
     history = tmp_path / "history.csv"
     pd.DataFrame({"epoch": [0, 1, 2, 3], "val_lwlrap": [0.9, 0.95, 0.6, 0.7]}).to_csv(history, index=False)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from rfcx.constants import BOX_COLUMNS
-from rfcx.windows import WINDOW_COLUMNS, crop_windows, label_matrix
+from rfcx.data.windows import WINDOW_COLUMNS, crop_windows, label_matrix
 
 
 def boxes(*rows) -> pd.DataFrame:

@@ -132,7 +132,7 @@ def test_changing_the_test_hop_rescores_whole_recordings_without_retraining(fini
 def test_held_out_train_recordings_are_scored_whole_against_their_tp_species(finished_run: Path) -> None:
     """The recording-level OOF score, recomputed here from the per-recording scores and train_tp.csv alone: every
     train recording once, in the fold that held it out, max-pooled like the test recordings."""
-    from rfcx.metrics import lwlrap
+    from rfcx.model.metrics import lwlrap
 
     data = finished_run / "data" / "synthetic" / "tiny-seed0"
     folds = pd.read_parquet(finished_run / "results/data/folds.parquet")
@@ -156,19 +156,19 @@ def test_held_out_train_recordings_are_scored_whole_against_their_tp_species(fin
 
 def test_every_rule_lists_as_inputs_the_rfcx_code_its_script_imported(finished_run: Path) -> None:
     """The run's scripts recorded the rfcx modules they really imported (tests/import_trace); each rule's inputs
-    (Snakemake's own summary) hold every one of them, as rfcx.codedeps derives them from the imports."""
-    from rfcx.codedeps import module_file, reached_modules
+    (Snakemake's own summary) hold every one of them, as rfcx.pipeline.codedeps derives them from the imports."""
+    from rfcx.pipeline.codedeps import module_file, reached_modules
 
     imported = {path.stem: set(path.read_text().split()) for path in (finished_run / "import_trace").glob("*.txt")}
     assert {"validate", "train", "predict_oof", "predict_test", "score_oof", "ensemble", "summarise"} <= set(imported)
-    assert "rfcx.backbones" in imported["train"] and "rfcx.stages" in imported["train"]
+    assert "rfcx.model.backbones" in imported["train"] and "rfcx.pipeline.stages" in imported["train"]
     summary = snakemake(finished_run, "--detailed-summary").stdout.splitlines()
     header = summary[0].split("\t")
     inputs_of = {}
     for line in summary[1:]:
         row = dict(zip(header, line.split("\t")))
         inputs_of.setdefault(row["rule"], set()).update(row["input-file(s)"].split(","))
-    assert "rfcx/backbones.py" in inputs_of["train"] and "rfcx/stages.py" in inputs_of["score_oof"]
+    assert "rfcx/model/backbones.py" in inputs_of["train"] and "rfcx/pipeline/stages.py" in inputs_of["score_oof"]
     for script, modules in imported.items():
         reached = reached_modules(REPO / "workflow" / "scripts" / f"{script}.py")
         assert modules <= reached, (script, modules - reached)
@@ -184,7 +184,7 @@ def test_editing_a_script_or_the_model_code_reruns_its_rule(finished_run: Path) 
     script.write_text(script.read_text() + "\n# edited\n")
     assert planned_rules(finished_run) == {"score_oof", "summarise", "all"}
     snakemake(finished_run)  # bring it up to date again
-    model_code = finished_run / "rfcx" / "model.py"
+    model_code = finished_run / "rfcx" / "model" / "detector.py"
     model_code.write_text(model_code.read_text() + "\n# edited\n")
     rules = planned_rules(finished_run)
     assert "train" in rules and not rules & {"split_folds", "crop_windows", "cache_waveforms"}
@@ -195,8 +195,8 @@ def test_editing_a_script_or_the_model_code_reruns_its_rule(finished_run: Path) 
     # CNN alone) reaches nothing
     data_rules = {"synth", "validate", "split_folds", "crop_windows", "cache_waveforms"}
     for module, expected, spared in (
-            ("backbones", {"train", "predict_oof", "predict_oof_recordings", "predict_test"}, data_rules),
-            ("stages", PLAIN_RULES - {"synth", "all"}, {"synth"}), ("embedding", set(), PLAIN_RULES)):
+            ("model/backbones", {"train", "predict_oof", "predict_oof_recordings", "predict_test"}, data_rules),
+            ("pipeline/stages", PLAIN_RULES - {"synth", "all"}, {"synth"}), ("model/embedding", set(), PLAIN_RULES)):
         source = finished_run / "rfcx" / f"{module}.py"
         original = source.read_text()
         source.write_text(original + "\n# edited\n")

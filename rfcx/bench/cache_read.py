@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rfcx.audio import int16_to_float, read_segment
-from rfcx.cache import WaveformCache, build_cache
 from rfcx.constants import SAMPLE_RATE
-from rfcx.dataset import load_dataset, recording_path
-from rfcx.folds import split_folds
-from rfcx.windows import crop_windows
+from rfcx.data.audio import int16_to_float, read_segment
+from rfcx.data.cache import WaveformCache, build_cache
+from rfcx.data.dataset import load_dataset, recording_path
+from rfcx.data.folds import split_folds
+from rfcx.data.windows import crop_windows
 
 WINDOW_SECONDS = 10.0
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rfcx.embedding import Embedder, embed_recordings, recording_windows, resolve_model
+from rfcx.model.embedding import Embedder, embed_recordings, recording_windows, resolve_model
 
 
 def _rate(embed, windows: np.ndarray, repeats: int = 2) -> float:

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from rfcx.constants import SPECIES_COLUMNS
-from rfcx.dataset import load_dataset
-from rfcx.embedding import Embeddings, read_embeddings
-from rfcx.metrics import lwlrap
-from rfcx.probe import fit_probe, grid_targets, score_recordings
-from rfcx.scoring import recording_truth
+from rfcx.data.dataset import load_dataset
+from rfcx.model.embedding import Embeddings, read_embeddings
+from rfcx.model.metrics import lwlrap
+from rfcx.model.probe import fit_probe, grid_targets, score_recordings
+from rfcx.prediction.scoring import recording_truth
 
 
 def thinned(embeddings: Embeddings, every: int) -> Embeddings:

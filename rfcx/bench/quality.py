@@ -30,8 +30,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from rfcx.config import apply_schema
 from rfcx.constants import N_SPECIES
+from rfcx.pipeline.config import apply_schema
 
 REPO = Path(__file__).resolve().parents[2]
 SPECIES = [f"s{index}" for index in range(N_SPECIES)]
@@ -236,7 +236,7 @@ def add_test_time_variants(outcome: Outcome, config: dict[str, Any]) -> None:
     """Score the finished run's test-time choices (pooling, fold ensembling) on its own per-window test scores; a
     failure is recorded on the outcome, never raised, so it cannot cost the scores of the training before it."""
     from rfcx.bench.test_time import score_test_time_variants
-    from rfcx.config import data_dir
+    from rfcx.pipeline.config import data_dir
 
     try:
         table = score_test_time_variants(outcome.workdir / config["results_dir"], outcome.workdir / data_dir(config),

@@ -16,9 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from rfcx.dataset import load_dataset
-from rfcx.scoring import score_submission
-from rfcx.submission import ENSEMBLE_METHODS, POOLINGS, ensemble, make_submission, pool_recordings
+from rfcx.data.dataset import load_dataset
+from rfcx.prediction.scoring import score_submission
+from rfcx.prediction.submission import ENSEMBLE_METHODS, POOLINGS, ensemble, make_submission, pool_recordings
 
 _FOLD_FILE = re.compile(r"fold(\d+)_windows\.parquet")
 

@@ -38,21 +38,21 @@ import keras
 import numpy as np
 import pandas as pd
 
-from rfcx.augment import augmentation_leaves, build_augmentations
-from rfcx.backend import (accelerator_name, backend_summary, backend_version, choose_precision, dtype_policy,
+from rfcx.data.cache import WaveformCache, build_cache
+from rfcx.data.dataset import load_dataset, recording_path
+from rfcx.data.folds import split_folds
+from rfcx.data.mel_cache import MelPowerCache
+from rfcx.data.windows import crop_windows
+from rfcx.model.augment import augmentation_leaves, build_augmentations
+from rfcx.model.detector import build_front_end, build_model, frame_count, scale_image, training_model, window_samples
+from rfcx.pipeline.backend import (accelerator_name, backend_summary, backend_version, choose_precision, dtype_policy,
                           make_deterministic)
-from rfcx.cache import WaveformCache, build_cache
-from rfcx.config import data_dir as configured_data_dir
-from rfcx.config import load_config
-from rfcx.dataset import load_dataset, recording_path
-from rfcx.folds import split_folds
-from rfcx.loader import WindowBatches
-from rfcx.mel_cache import MelPowerCache
-from rfcx.model import build_front_end, build_model, frame_count, scale_image, training_model, window_samples
-from rfcx.predict import decoded, predict_batch, predict_recordings, sliding_windows
-from rfcx.runlog import thread_environment, usable_cpu_count
-from rfcx.train import compile_model, fold_datasets, mel_power_cache, mel_power_cache_allowed
-from rfcx.windows import crop_windows
+from rfcx.pipeline.config import data_dir as configured_data_dir
+from rfcx.pipeline.config import load_config
+from rfcx.pipeline.runlog import thread_environment, usable_cpu_count
+from rfcx.prediction.predict import decoded, predict_batch, predict_recordings, sliding_windows
+from rfcx.training.loader import WindowBatches
+from rfcx.training.train import compile_model, fold_datasets, mel_power_cache, mel_power_cache_allowed
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE_GENERATOR = REPO / "benchmarks" / "reference_generator.py"
@@ -61,7 +61,7 @@ REFERENCE_GENERATOR = REPO / "benchmarks" / "reference_generator.py"
 #: Suffix of the input figures measured on one core (``one_core_input_figures``).
 ONE_CORE = ", one core"
 
-#: The training input pipeline with train.mel_power_cache (``rfcx.mel_cache``).
+#: The training input pipeline with train.mel_power_cache (``rfcx.data.mel_cache``).
 MEL_PIPELINE = "pipeline train, mel-power cache (aug + dB)"
 
 #: Untimed training steps of each model before measuring (the first call traces and creates the optimizer's state).

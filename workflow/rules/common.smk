@@ -5,9 +5,9 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from rfcx.codedeps import script_code
-from rfcx.config import data_dir
-from rfcx.runlog import model_job_threads, training_threads
+from rfcx.pipeline.codedeps import script_code
+from rfcx.pipeline.config import data_dir
+from rfcx.pipeline.runlog import model_job_threads, training_threads
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -15,7 +15,7 @@ validate(config, "../schemas/config.schema.yaml")
 REPO = Path(workflow.basedir)
 
 SYNTHETIC = config["data_dir"] == "synthetic"
-DATA = str(data_dir(config))  # rfcx.config.data_dir: the dataset folder, worked out in one place
+DATA = str(data_dir(config))  # rfcx.pipeline.config.data_dir: the dataset folder, worked out in one place
 RESULTS = config["results_dir"]
 FOLDS = list(range(config["folds"]["n_folds"]))
 GPU = 1 if config["resources"]["gpu"] else 0
@@ -48,7 +48,7 @@ def dataset_recordings():
 
 
 def code(script):
-    """Source files of every rfcx module that workflow/scripts/`script`.py can import (rfcx.codedeps reads them
+    """Source files of every rfcx module that workflow/scripts/`script`.py can import (rfcx.pipeline.codedeps reads them
     from the imports), listed as a rule's inputs so that editing one re-runs the rule: Snakemake does not track
     what a script imports."""
     return [workdir_path(path) for path in script_code(REPO / "workflow" / "scripts" / f"{script}.py")]
@@ -99,7 +99,7 @@ def calibration_inputs(*names):
 FAMILIES = config["families"]
 BLEND = FAMILIES != ["cnn"]
 if "probe" in FAMILIES:
-    from rfcx.embedding import EmbeddingUnavailable, resolve_model
+    from rfcx.model.embedding import EmbeddingUnavailable, resolve_model
 
     try:  # stop before any work, with what to install and the model's licence
         EMBEDDING_MODEL = resolve_model(config["embedding"])

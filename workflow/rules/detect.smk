@@ -1,12 +1,12 @@
 # Detection over a field archive with the fold ensemble: active only when detect.input_dir is set. The archive is
-# listed when the workflow is planned (rfcx.archive.plan: the manifest), split into shards of about
+# listed when the workflow is planned (rfcx.data.archive.plan: the manifest), split into shards of about
 # detect.hours_per_job hours of audio, one job each, and gathered into the archive's tables.
 
 DETECT_DIR = config["detect"]["output"] or f"{RESULTS}/detections"
 
 
 if config["detect"]["input_dir"]:
-    from rfcx.archive import plan as plan_archive
+    from rfcx.data.archive import plan as plan_archive
 
     ARCHIVE = plan_archive(config["detect"], DETECT_DIR)
     SHARD_FILES = {"detections": "detections.parquet", "summaries": "summary.parquet",

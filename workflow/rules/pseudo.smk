@@ -1,6 +1,6 @@
 # Stage 2 (pseudo_label.enabled): the stage-1 model of fold k pseudo-labels the unlabelled audio of the other folds'
 # train recordings, and fold k trains again on its labelled windows plus these; stage-2 models then make every
-# prediction (FINAL_MODELS). The leakage rule is in rfcx/pseudo.py.
+# prediction (FINAL_MODELS). The leakage rule is in rfcx/training/pseudo.py.
 
 if PSEUDO:
 

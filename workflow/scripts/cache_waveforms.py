@@ -1,6 +1,6 @@
 """Snakemake script: decode every training window once into the waveform cache."""
-from rfcx import stages
-from rfcx.runlog import data_dir, logged
+from rfcx.pipeline import stages
+from rfcx.pipeline.runlog import data_dir, logged
 
 with logged(snakemake.log[0], threads=snakemake.threads):
     stages.build_cache(data_dir(snakemake), snakemake.input.windows, snakemake.output.cache,

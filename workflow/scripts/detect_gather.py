@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from rfcx.detections_export import ShardResult, gather
-from rfcx.runlog import logged
+from rfcx.pipeline.runlog import logged
+from rfcx.prediction.detections_export import ShardResult, gather
 
 with logged(snakemake.log[0]):
     stamps = [json.loads(open(path).read()) for path in snakemake.input.stamps]

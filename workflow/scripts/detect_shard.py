@@ -1,14 +1,14 @@
 """Snakemake script: detections on one shard of the archive's recordings with the fold ensemble."""
 from pathlib import Path
 
-from rfcx.gpu_slots import claim_gpus
-from rfcx.runlog import logged
+from rfcx.pipeline.gpu_slots import claim_gpus
+from rfcx.pipeline.runlog import logged
 
 with logged(snakemake.log[0], threads=snakemake.threads), claim_gpus(snakemake.resources.get("gpu", 0)):
-    from rfcx.archive import manifest_frame  # after `logged` has capped the pools
-    from rfcx.detect import DetectOptions, build_detector, detect_recordings, run_stamp
-    from rfcx.detections_export import load_bands
+    from rfcx.data.archive import manifest_frame  # after `logged` has capped the pools
     from rfcx.io import write_json
+    from rfcx.prediction.detect import DetectOptions, build_detector, detect_recordings, run_stamp
+    from rfcx.prediction.detections_export import load_bands
 
     out_dir = Path(snakemake.output.detections).parents[2]  # <detections>/shards/<shard>/: recordings mirror below
     settings = snakemake.params.detect

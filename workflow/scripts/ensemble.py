@@ -1,7 +1,7 @@
 """Snakemake script: ensemble the folds into the submission (calibrated when the run calibrates) and score it when
 truth is known."""
-from rfcx import stages
-from rfcx.runlog import data_dir, logged
+from rfcx.pipeline import stages
+from rfcx.pipeline.runlog import data_dir, logged
 
 with logged(snakemake.log[0]):
     stages.ensemble(snakemake.input.folds, data_dir(snakemake), snakemake.output.submission,

@@ -1,6 +1,6 @@
 """Snakemake script: one window's log-mel with and without each configured augmentation."""
-from rfcx import stages
-from rfcx.runlog import logged
+from rfcx.pipeline import stages
+from rfcx.pipeline.runlog import logged
 
 with logged(snakemake.log[0]):
     stages.plot_augmentations(snakemake.input.windows, snakemake.input.cache, snakemake.input.index,

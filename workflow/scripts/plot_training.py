@@ -1,6 +1,6 @@
 """Snakemake script: training curves of every fold."""
-from rfcx import stages
-from rfcx.runlog import logged
+from rfcx.pipeline import stages
+from rfcx.pipeline.runlog import logged
 
 with logged(snakemake.log[0]):
     stages.plot_training(snakemake.input.histories, snakemake.output[0],

@@ -1,7 +1,7 @@
 """Snakemake script: score a fold's held-out windows with that fold's model."""
-from rfcx import stages
-from rfcx.gpu_slots import claim_gpus
-from rfcx.runlog import logged
+from rfcx.pipeline import stages
+from rfcx.pipeline.gpu_slots import claim_gpus
+from rfcx.pipeline.runlog import logged
 
 with logged(snakemake.log[0], threads=snakemake.threads), claim_gpus(snakemake.resources.get("gpu", 0)):
     stages.predict_oof(snakemake.input.model, snakemake.input.windows, snakemake.input.cache, snakemake.input.index,

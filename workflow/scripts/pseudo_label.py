@@ -1,6 +1,6 @@
 """Snakemake script: a stage-2 fold's pseudo-labelled windows from the stage-1 scores."""
-from rfcx import stages
-from rfcx.runlog import data_dir, logged
+from rfcx.pipeline import stages
+from rfcx.pipeline.runlog import data_dir, logged
 
 with logged(snakemake.log[0]):
     stages.pseudo_label(snakemake.input.scores, data_dir(snakemake), snakemake.input.folds, snakemake.output[0],

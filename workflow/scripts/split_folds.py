@@ -1,6 +1,6 @@
 """Snakemake script: assign train recordings to folds."""
-from rfcx import stages
-from rfcx.runlog import data_dir, logged
+from rfcx.pipeline import stages
+from rfcx.pipeline.runlog import data_dir, logged
 
 with logged(snakemake.log[0]):
     stages.split_folds(data_dir(snakemake), snakemake.output[0], n_folds=snakemake.params.n_folds,

@@ -1,6 +1,6 @@
 """Snakemake script: the submission preview and the one-screen summary of scores."""
-from rfcx import stages
-from rfcx.runlog import logged
+from rfcx.pipeline import stages
+from rfcx.pipeline.runlog import logged
 
 with logged(snakemake.log[0]):
     stages.summarise(snakemake.input.submission,

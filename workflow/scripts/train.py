@@ -1,9 +1,9 @@
 """Snakemake script: train one fold (stage 2 when the rule gives it pseudo-labelled windows too)."""
 from pathlib import Path
 
-from rfcx import stages
-from rfcx.gpu_slots import claim_gpus
-from rfcx.runlog import logged
+from rfcx.pipeline import stages
+from rfcx.pipeline.gpu_slots import claim_gpus
+from rfcx.pipeline.runlog import logged
 
 pseudo = snakemake.input.get("pseudo")
 # claim_gpus: on a workstation, a GPU of its own for each concurrent job (before the backend starts)

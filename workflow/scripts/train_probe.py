@@ -1,6 +1,6 @@
 """Snakemake script: fit one fold's per-species probe on the other folds' embeddings."""
-from rfcx import stages
-from rfcx.runlog import data_dir, logged
+from rfcx.pipeline import stages
+from rfcx.pipeline.runlog import data_dir, logged
 
 with logged(snakemake.log[0], threads=snakemake.threads):
     stages.train_probe(snakemake.input.vectors, snakemake.input.index, data_dir(snakemake), snakemake.input.folds,

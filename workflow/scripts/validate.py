@@ -1,6 +1,6 @@
 """Snakemake script: validate the dataset before any expensive work."""
-from rfcx import stages
-from rfcx.runlog import data_dir, logged
+from rfcx.pipeline import stages
+from rfcx.pipeline.runlog import data_dir, logged
 
 with logged(snakemake.log[0]):
     stages.validate(data_dir(snakemake), snakemake.output[0], decode_audio=snakemake.params.decode_audio)

@@ -1,0 +1,1 @@
+"""Prediction and detection: scoring recordings, submissions, calibration, blending and archive detection."""

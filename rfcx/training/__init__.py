@@ -1,0 +1,1 @@
+"""Training: fitting the detector, its batch loader, confuser mixing and pseudo-labels."""
