@@ -107,14 +107,14 @@ def test_fp_centred_windows_are_never_validated_on_and_with_mixing_only_mixed_in
 
 
 def test_out_of_fold_scores_cover_the_windows_centred_on_calls_only(windows_and_cache, tmp_path, monkeypatch) -> None:
-    import rfcx.training.train
-    from rfcx.pipeline import stages
+    import rfcx.model.detector
     from rfcx.io import write_parquet
+    from rfcx.pipeline import stages
     from conftest import FirstSampleModel
 
     windows, cache = windows_and_cache
     write_parquet(with_fp_windows(windows), tmp_path / "windows.parquet")
-    monkeypatch.setattr(rfcx.training.train, "load_detector", lambda path: FirstSampleModel())
+    monkeypatch.setattr(rfcx.model.detector, "load_detector", lambda path: FirstSampleModel())
     monkeypatch.setattr(stages, "open_cache", lambda *args: cache)
     oof = stages.predict_oof("model.keras", tmp_path / "windows.parquet", "cache", "index", tmp_path / "oof.parquet",
                              fold=1, features={"sample_rate": 48_000}, window_seconds=1.0, batch_size=4)
