@@ -105,9 +105,6 @@ class Manifest:
     def full_path(self, path: str) -> Path:
         return self.root / path
 
-    def row(self, path: str) -> pd.Series:
-        return self.recordings.set_index("path").loc[path]
-
     def write(self, out_dir: str | Path) -> None:
         """manifest.parquet and manifest_failures.csv in `out_dir`, each rewritten only when its content changed
         (their modification times then say when the archive last changed)."""

@@ -524,7 +524,8 @@ def detect_recordings(detector: Detector, root: str | Path, recordings: pd.DataF
     started = time.perf_counter()
     root, out_dir = Path(root), Path(out_dir)
     geometry = detector.set_geometry(options.window_seconds, options.hop_seconds)
-    digest = stamp_digest(run_stamp(detector, options, bands))
+    stamp = run_stamp(detector, options, bands)  # hashes every model file: once per job
+    digest = stamp_digest(stamp)
     report = DetectReport()
     tables, summaries = [], []
     for _, recording in tqdm(list(recordings.iterrows()), desc="recordings", unit="file",
@@ -539,6 +540,7 @@ def detect_recordings(detector: Detector, root: str | Path, recordings: pd.DataF
                     and all(output.exists() for output in outputs.values())):
                 report.skipped += 1
                 detections = pd.read_csv(outputs["detections"])
+                window_scores = pd.read_parquet(outputs["scores"])
             else:
                 done_path.unlink(missing_ok=True)
                 info = read_info(path)
@@ -550,15 +552,14 @@ def detect_recordings(detector: Detector, root: str | Path, recordings: pd.DataF
                 report.scored += 1
                 report.audio_seconds += info.seconds
             tables.append(archive_detections(recording, detections))
-            summaries.append(summary_row(stem, float(recording["seconds"]), pd.read_parquet(outputs["scores"]),
-                                         len(detections)))
+            summaries.append(summary_row(stem, float(recording["seconds"]), window_scores, len(detections)))
         except AudioError as error:
             report.failures.append((str(path), str(error)))
             tqdm.write(f"rfcx detect: FAILED {error}", file=sys.stderr)
     report.elapsed_seconds = time.perf_counter() - started
     detections = pd.concat(tables, ignore_index=True) if tables else empty_archive_detections()
     return ShardResult(detections, pd.DataFrame(summaries, columns=list(SUMMARY_COLUMNS)),
-                       pd.DataFrame(report.failures, columns=list(FAILURE_COLUMNS)), report)
+                       pd.DataFrame(report.failures, columns=list(FAILURE_COLUMNS)), report, stamp)
 
 
 def detect_folder(models: str | Path | Iterable[str | Path] | Detector, inputs: str | Path, out_dir: str | Path,
@@ -580,6 +581,6 @@ def detect_folder(models: str | Path | Iterable[str | Path] | Detector, inputs: 
     for file, error in manifest.failures.itertuples(index=False, name=None):
         tqdm.write(f"rfcx detect: FAILED {error}", file=sys.stderr)
     result = detect_recordings(detector, manifest.root, manifest.recordings, out_dir, options, bands)
-    report = gather(manifest.failures, [result], out_dir, run_stamp(detector, options, bands)).report
+    report = gather(manifest.failures, [result], out_dir, result.stamp).report
     report.elapsed_seconds = time.perf_counter() - started
     return report

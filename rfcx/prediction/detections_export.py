@@ -122,12 +122,13 @@ class DetectReport:
 @dataclass
 class ShardResult:
     """What detection over some recordings of an archive gave: their detections (ARCHIVE_DETECTION_COLUMNS), their
-    summary rows (SUMMARY_COLUMNS), the files that failed (FAILURE_COLUMNS) and the run's counts."""
+    summary rows (SUMMARY_COLUMNS), the files that failed (FAILURE_COLUMNS), the run's counts and its stamp."""
 
     detections: pd.DataFrame
     summary: pd.DataFrame
     failures: pd.DataFrame
     report: DetectReport
+    stamp: dict = field(default_factory=dict)  # the detector and settings that scored them (detect.run_stamp)
 
     def write(self, detections: str | Path, summary: str | Path, failures: str | Path) -> None:
         write_parquet(self.detections, detections)

@@ -7,7 +7,7 @@ from rfcx.pipeline.runlog import logged
 with logged(snakemake.log[0], threads=snakemake.threads), claim_gpus(snakemake.resources.get("gpu", 0)):
     from rfcx.data.archive import manifest_frame  # after `logged` has capped the pools
     from rfcx.io import write_json
-    from rfcx.prediction.detect import DetectOptions, build_detector, detect_recordings, run_stamp
+    from rfcx.prediction.detect import DetectOptions, build_detector, detect_recordings
     from rfcx.prediction.detections_export import load_bands
 
     out_dir = Path(snakemake.output.detections).parents[2]  # <detections>/shards/<shard>/: recordings mirror below
@@ -23,4 +23,4 @@ with logged(snakemake.log[0], threads=snakemake.threads), claim_gpus(snakemake.r
                                out_dir, options, bands)
     print(result.report.throughput())
     result.write(snakemake.output.detections, snakemake.output.summary, snakemake.output.failures)
-    write_json(run_stamp(detector, options, bands), snakemake.output.stamp)
+    write_json(result.stamp, snakemake.output.stamp)
