@@ -157,8 +157,8 @@ def gather(manifest_failures: pd.DataFrame, results: Iterable[ShardResult], out_
            stamp: dict) -> ShardResult:
     """The archive's tables from its shards' results: detections.parquet and detections.csv (every detection, by
     path and start), summary.csv, failures.csv (unreadable files, from the manifest and from decoding), the
-    activity tables and figure when file names carry times (rfcx.prediction.activity), and detect.json: the detector and
-    settings the detections were made with."""
+    activity tables and figure when file names carry times (rfcx.prediction.activity), and detect.json: the
+    detector and settings the detections were made with."""
     from rfcx.prediction.activity import write_activity
 
     out_dir = Path(out_dir)
@@ -184,4 +184,4 @@ def gather(manifest_failures: pd.DataFrame, results: Iterable[ShardResult], out_
         report.audio_seconds += result.report.audio_seconds
         report.elapsed_seconds += result.report.elapsed_seconds
     report.failures = list(failures.itertuples(index=False, name=None))
-    return ShardResult(detections, summary, failures, report)
+    return ShardResult(detections, summary, failures, report, stamp)
