@@ -12,5 +12,5 @@ __version__ = "0.1.0"
 #: Eigen's kernels, whose convolution gradients are slow: a ResNet50 training step takes markedly longer with them
 #: (measurements in benchmarks/PROBES.md). TensorFlow reads the variable once, when it is first imported, hence here,
 #: before any rfcx module imports Keras; `TF_ENABLE_ONEDNN_OPTS=0` in the environment keeps Eigen's kernels.
-#: rfcx.pipeline.runlog.thread_environment keeps the results deterministic with it.
+#: rfcx.pipeline.threads.thread_environment keeps the results deterministic with it.
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from rfcx.pipeline.allocator import keep_freed_memory
-from rfcx.pipeline.runlog import usable_cpu_count
+from rfcx.pipeline.threads import usable_cpu_count
 
 Command = Callable[[argparse.Namespace], int]
 

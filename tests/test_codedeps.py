@@ -33,3 +33,10 @@ def test_every_script_resolves_to_existing_files_and_a_package_brings_its_init(t
     script.write_text("def f():\n    from rfcx.model.augment import build\n")
     assert {"rfcx", "rfcx.model.augment", "rfcx.model.augment.build"} <= reached_modules(script)
     assert module_file("rfcx.model.augment").name == "__init__.py" and module_file("numpy") is None
+
+
+def test_prediction_and_detection_load_models_without_the_training_code() -> None:
+    for script in ("predict_test.py", "predict_oof.py", "predict_oof_recordings.py", "detect_shard.py"):
+        reached = reached_modules(SCRIPTS / script)
+        assert "rfcx.model.detector" in reached, script
+        assert not {module for module in reached if module.startswith("rfcx.training")}, script

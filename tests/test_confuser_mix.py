@@ -1,5 +1,5 @@
-"""Confuser mixing (rfcx.training.confuser_mix): fp-centred windows added to training windows, never trained or scored
-alone."""
+"""Confuser mixing (the ConfuserMix augmentation, rfcx.model.augment.confuser): fp-centred windows added to training
+windows, never trained or scored alone."""
 
 from __future__ import annotations
 
@@ -7,9 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rfcx.training.confuser_mix import ConfuserMix
+from rfcx.model.augment.confuser import ConfuserMix
+from rfcx.model.recipe import LoaderAugmentations
 from rfcx.training.loader import WindowBatches
 from conftest import small_config
+
+#: confuser mixing at p 0.5 appended to the test config's augmentations
+MIXING = [{"type": "GaussianNoiseSNR", "p": 0.5, "min_snr": 5.0, "max_snr": 20.0},
+          {"type": "ConfuserMix", "p": 0.5}]
 
 
 class PowerCache:
@@ -68,13 +73,13 @@ def test_the_loader_mixes_training_batches_only_and_the_same_seed_mixes_the_same
     targets = one_hot(list(range(8)))
     confusers = ConfuserMix(np.arange(8, 16), np.zeros((8, 24), np.float32), p=1.0)
     plain = WindowBatches(cache, np.arange(8), targets, 4, shuffle=True, seed=3)
-    mixed = WindowBatches(cache, np.arange(8), targets, 4, shuffle=True, seed=3, confusers=confusers)
-    again = WindowBatches(cache, np.arange(8), targets, 4, shuffle=True, seed=3, confusers=confusers)
+    mixed = WindowBatches(cache, np.arange(8), targets, 4, shuffle=True, seed=3, augment=LoaderAugmentations(overlay=confusers))
+    again = WindowBatches(cache, np.arange(8), targets, 4, shuffle=True, seed=3, augment=LoaderAugmentations(overlay=confusers))
     (x0, y0), (x1, y1), (x2, y2) = plain[0], mixed[0], again[0]
     assert not np.allclose(x0, x1)
     np.testing.assert_array_equal(y0, y1)
     np.testing.assert_array_equal(x1, x2)
-    validation = WindowBatches(cache, np.arange(8), targets, 4, confusers=confusers)
+    validation = WindowBatches(cache, np.arange(8), targets, 4, augment=LoaderAugmentations(overlay=confusers))
     np.testing.assert_array_equal(validation[0][0], cache.read(np.arange(4)))
 
 
@@ -86,21 +91,25 @@ def with_fp_windows(windows: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_fp_centred_windows_are_never_validated_on_and_with_mixing_only_mixed_in(windows_and_cache, capsys) -> None:
-    from rfcx.training.train import fold_datasets
+    from rfcx.pipeline.config import apply_schema
+    from rfcx.training.fold_data import fold_datasets
 
     windows, cache = windows_and_cache
     windows = with_fp_windows(windows)
     tp_ids = set(windows.window_id[windows.source == "tp"])
-    train, validation = fold_datasets(windows, cache, small_config(confuser_mix={"p": 0.0}), fold=0)
+    mixing = apply_schema({**small_config(), "augment": MIXING})
+    off = apply_schema({**small_config(), "augment": [MIXING[0], {**MIXING[1], "p": 0.0}]})
+    train, validation = fold_datasets(windows, cache, off, fold=0)
     assert set(validation.rows) == {0, 2, 4, 6}  # fold 0's tp windows: not its fp ones
-    assert set(train.rows) == set(range(1, 16, 2)) and train.confusers is None  # alone: fp ones are trained on
-    train, validation = fold_datasets(windows, cache, small_config(confuser_mix={"p": 0.5}), fold=0)
-    assert set(validation.rows) == {0, 2, 4, 6}
+    assert set(train.rows) == set(range(1, 16, 2)) and train.augment.overlay is None  # alone: fp ones are trained on
+    train, validation = fold_datasets(windows, cache, mixing, fold=0)
+    assert set(validation.rows) == {0, 2, 4, 6} and validation.augment.overlay is None
     assert set(train.rows) == {1, 3, 5, 7} and set(train.rows) <= tp_ids
-    assert set(train.confusers.rows) == {9, 11, 13, 15} and train.confusers.p == 0.5
-    assert train.confusers.gain_db == (-6.0, 0.0)
-    train, _ = fold_datasets(windows.assign(source="tp"), cache, small_config(confuser_mix={"p": 0.5}), fold=0)
-    assert train.confusers is None and len(train.rows) == 8  # nothing to mix in (no train_fp rows): trains without
+    assert set(train.augment.overlay.rows) == {9, 11, 13, 15} and train.augment.overlay.p == 0.5
+    assert train.augment.overlay.gain_db == (-6.0, 0.0)
+    assert train.augment.overlay.jitter_samples == train.jitter_samples > 0  # confusers cropped as the windows are
+    train, _ = fold_datasets(windows.assign(source="tp"), cache, mixing, fold=0)
+    assert train.augment.overlay is None and len(train.rows) == 8  # nothing to mix in (no train_fp rows): trains without
     assert "no confuser mixing" in capsys.readouterr().err
     with pytest.raises(ValueError, match="fp_window_fraction"):
         ConfuserMix(np.array([], dtype=np.int64), np.zeros((0, 24), np.float32), p=0.5)

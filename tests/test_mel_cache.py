@@ -12,12 +12,13 @@ import pandas as pd
 import pytest
 
 from rfcx.data.cache import StackedCache, WaveformCache
-from rfcx.data.mel_cache import MelPowerCache, mel_power_cache_blocker
+from rfcx.data.mel_cache import MelPowerCache
+from rfcx.model.recipe import Recipe, waveform_needed_by
 from rfcx.model.augment import build_augmentations
 from rfcx.model.detector import load_detector
 from rfcx.model.detector import build_front_end, build_model, training_model
 from rfcx.pipeline.config import load_config
-from rfcx.training.train import mel_power_cache_allowed, train_fold
+from rfcx.training.train import train_fold
 from conftest import LIGHT, small_config
 
 RATE = 48_000
@@ -124,11 +125,15 @@ def test_a_fold_trains_from_mel_power_and_saves_a_detector_that_takes_audio(wind
 def test_augmentations_before_the_stft_keep_training_on_the_waveform(capfd) -> None:
     waveform_noise = [{"type": "GaussianNoiseSNR", "p": 0.5, "domain": "waveform"}]
     stages = build_augmentations(waveform_noise, features=FEATURES, seed=0)
-    assert mel_power_cache_blocker(stages) == "augmentations in the waveform stage"
+    assert waveform_needed_by(stages) == "augmentations in the waveform stage"
     host_pitch = [{"type": "PitchShift", "p": 0.5, "method": "librosa"}, {"type": "Mixup", "p": 0.5}]
-    assert mel_power_cache_blocker(build_augmentations(host_pitch, features=FEATURES, seed=0)) == \
+    assert waveform_needed_by(build_augmentations(host_pitch, features=FEATURES, seed=0)) == \
         "augmentations in the host and batch stage"
-    assert mel_power_cache_blocker(build_augmentations(load_config(None)["augment"], features=FEATURES, seed=0)) is None
-    assert not mel_power_cache_allowed(stages)
+    assert waveform_needed_by(build_augmentations(load_config(None)["augment"], features=FEATURES, seed=0)) is None
+    confusers = [{"type": "ConfuserMix", "p": 0.5}]  # mixes mel powers as well as waveforms
+    assert waveform_needed_by(build_augmentations(confusers, features=FEATURES, seed=0)) is None
+    config = load_config(None, {"augment": waveform_noise})
+    assert not Recipe.from_config(config, seed=0).mel_power_cache
+    assert Recipe.from_config(load_config(None), seed=0).mel_power_cache
     assert "train.mel_power_cache: computing the STFT at every step instead: augmentations in the waveform stage" \
         in capfd.readouterr().err

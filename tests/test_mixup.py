@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from rfcx.model.augment import Mixup, build_augmentations, mix_targets
+from rfcx.model.recipe import LoaderAugmentations
 from rfcx.training.loader import WindowBatches
 
 
@@ -56,11 +57,11 @@ def test_the_loader_mixes_training_batches_only_and_the_same_seed_mixes_the_same
     _, cache = windows_and_cache
     targets = np.eye(16, 24, dtype=np.float32)
     plain = WindowBatches(cache, np.arange(16), targets, 8, shuffle=True, seed=3)
-    mixed = WindowBatches(cache, np.arange(16), targets, 8, shuffle=True, seed=3, batch_transform=Mixup(p=1.0))
-    again = WindowBatches(cache, np.arange(16), targets, 8, shuffle=True, seed=3, batch_transform=Mixup(p=1.0))
+    mixed = WindowBatches(cache, np.arange(16), targets, 8, shuffle=True, seed=3, augment=LoaderAugmentations(batch=Mixup(p=1.0)))
+    again = WindowBatches(cache, np.arange(16), targets, 8, shuffle=True, seed=3, augment=LoaderAugmentations(batch=Mixup(p=1.0)))
     (x0, y0), (x1, y1), (x2, y2) = plain[0], mixed[0], again[0]
     assert not np.array_equal(x0, x1) and (y1.sum(axis=1) >= 1).all() and (y1.sum(axis=1) == 2).any()
     np.testing.assert_array_equal(x1, x2)
     np.testing.assert_array_equal(y1, y2)
-    validation = WindowBatches(cache, np.arange(16), targets, 8, batch_transform=Mixup(p=1.0))
+    validation = WindowBatches(cache, np.arange(16), targets, 8, augment=LoaderAugmentations(batch=Mixup(p=1.0)))
     np.testing.assert_array_equal(validation[0][1], targets[:8])

@@ -100,7 +100,7 @@ def test_one_cache_reads_labelled_and_pseudo_labelled_windows(mini_dataset, tmp_
 def test_stage_two_trains_on_the_pseudo_windows_and_validates_on_labelled_windows_only() -> None:
     from rfcx.data.windows import crop_windows
     from rfcx.pipeline.config import load_config
-    from rfcx.training.train import fold_datasets
+    from rfcx.training.fold_data import fold_datasets
 
     tp = pd.concat([TP, TP.assign(recording_id="r0", species_id=1)], ignore_index=True)
     windows = crop_windows(tp, FP, FOLDS, window_seconds=5.0)

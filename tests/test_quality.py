@@ -39,9 +39,9 @@ def test_every_recipe_validates_and_shares_the_data_folds_and_budget(tmp_path) -
     assert changed_keys(default, configs["no-band-floor"]) == {"features.band_floor_quantile", "features.noise_gate_db"}
     assert changed_keys(default, configs["no-noise-gate"]) == {"features.noise_gate_db"}
     assert changed_keys(default, configs["minmax-scaling"]) == {"features.scaling"}
-    assert changed_keys(default, configs["confuser-mix"]) == {"train.confuser_mix"}
-    assert configs["confuser-mix"]["train"]["confuser_mix"] == {**default["train"]["confuser_mix"], "p": 0.5}
-    assert default["train"]["confuser_mix"]["p"] == 0
+    assert changed_keys(default, configs["confuser-mix"]) == {"augment"}
+    assert configs["confuser-mix"]["augment"] == [*default["augment"], {"type": "ConfuserMix", "p": 0.5}]
+    assert not any(entry["type"] == "ConfuserMix" for entry in default["augment"])
     assert changed_keys(default, configs["mixup"]) == {"augment"}
     assert changed_keys(default, configs["pseudo-labels"]) == {"pseudo_label.enabled"}
     assert changed_keys(default, configs["calibration"]) == {"calibration.enabled"}

@@ -50,14 +50,14 @@ def test_a_failing_job_keeps_its_traceback_in_the_log_and_names_the_log_on_the_c
 
 
 def test_model_jobs_take_half_the_cores_on_cpus_so_two_run_side_by_side_and_their_own_count_with_a_gpu() -> None:
-    from rfcx.pipeline.runlog import model_job_threads
+    from rfcx.pipeline.threads import model_job_threads
 
     assert [model_job_threads(cores, 0, gpu_threads=8) for cores in (1, 2, 3, 8)] == [1, 1, 1, 4]
     assert model_job_threads(2, 1, gpu_threads=8) == 8  # Snakemake caps it at --cores
 
 
 def test_folds_train_in_pairs_on_half_the_cores_and_an_odd_last_fold_on_all_of_them() -> None:
-    from rfcx.pipeline.runlog import training_threads
+    from rfcx.pipeline.threads import training_threads
 
     assert [training_threads(2, 0, 8, fold, 3) for fold in range(3)] == [1, 1, 2]
     assert [training_threads(8, 0, 8, fold, 5) for fold in range(5)] == [4, 4, 4, 4, 8]

@@ -12,7 +12,8 @@ import pytest
 from conftest import LIGHT, MARGIN_SECONDS, RATE, WINDOW_SECONDS, small_config
 from rfcx.model.detector import load_detector
 from rfcx.pipeline.config import load_config
-from rfcx.training.train import run_fingerprint, train_fold
+from rfcx.training.checkpoint import run_fingerprint
+from rfcx.training.train import train_fold
 
 class OptimizerAtStart(keras.callbacks.Callback):
     """Records whether the optimizer's variables exist when fit starts, before the first step is traced."""
@@ -217,7 +218,7 @@ def test_low_resolution_epochs_come_first_then_full_size_and_a_kill_between_them
 
 
 def test_the_kept_model_is_the_best_full_size_epoch_whatever_the_low_resolution_epochs_scored(tmp_path) -> None:
-    from rfcx.training.train import best_logged
+    from rfcx.training.checkpoint import best_logged
 
     history = tmp_path / "history.csv"
     pd.DataFrame({"epoch": [0, 1, 2, 3], "val_lwlrap": [0.9, 0.95, 0.6, 0.7]}).to_csv(history, index=False)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from rfcx.pipeline.runlog import thread_environment
+from rfcx.pipeline.threads import thread_environment
 
 RATE = 48_000
 #: The bounds on one detection job's peak resident memory: at most MEMORY_BOUND_MB on the 2-hour file and on the

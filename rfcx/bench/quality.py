@@ -72,9 +72,9 @@ def recipes() -> dict[str, Recipe]:
                overrides=({"features": {"noise_gate_db": 0}},)),
         Recipe("minmax-scaling", "each window's dB image stretched to [0, 1] instead of divided by features.scale_db",
                overrides=({"features": {"scaling": "minmax"}},)),
-        Recipe("confuser-mix", "+ confuser mixing (train.confuser_mix.p 0.5: fp-centred windows mixed into the "
+        Recipe("confuser-mix", "+ confuser mixing (ConfuserMix p 0.5: fp-centred windows mixed into the "
                "training windows instead of trained on as negatives of their own)",
-               overrides=({"train": {"confuser_mix": {"p": 0.5}}},)),
+               overrides=(_with_augment({"type": "ConfuserMix", "p": 0.5}),)),
         Recipe("no-frequency-channel", "without the mel-band position channel",
                overrides=({"model": {"frequency_channel": False}},)),
         Recipe("softmax", "softmax + categorical cross-entropy instead of sigmoid + binary",

@@ -36,23 +36,25 @@ from typing import Any, Callable
 
 import keras
 import numpy as np
-import pandas as pd
 
+from rfcx.data.audio import samples
 from rfcx.data.cache import WaveformCache, build_cache
 from rfcx.data.dataset import load_dataset, recording_path
 from rfcx.data.folds import split_folds
-from rfcx.data.mel_cache import MelPowerCache
+from rfcx.data.mel_cache import MelPowerCache, mel_power_cache
 from rfcx.data.windows import crop_windows
-from rfcx.model.augment import augmentation_leaves, build_augmentations
-from rfcx.model.detector import build_front_end, build_model, frame_count, scale_image, training_model, window_samples
+from rfcx.model.augment import augmentation_leaves
+from rfcx.model.detector import build_front_end, build_model, frame_count, recipe_detector, scale_image, training_model
+from rfcx.model.recipe import LoaderAugmentations, Recipe
 from rfcx.pipeline.backend import (accelerator_name, backend_summary, backend_version, choose_precision, dtype_policy,
                           make_deterministic)
 from rfcx.pipeline.config import data_dir as configured_data_dir
 from rfcx.pipeline.config import load_config
-from rfcx.pipeline.runlog import thread_environment, usable_cpu_count
+from rfcx.pipeline.threads import thread_environment, usable_cpu_count
 from rfcx.prediction.predict import decoded, predict_batch, predict_recordings, sliding_windows
 from rfcx.training.loader import WindowBatches
-from rfcx.training.train import compile_model, fold_datasets, mel_power_cache, mel_power_cache_allowed
+from rfcx.training.fold_data import fold_datasets
+from rfcx.training.phases import compile_model
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE_GENERATOR = REPO / "benchmarks" / "reference_generator.py"
@@ -130,7 +132,7 @@ def input_pipeline_model(config: dict[str, Any], stages) -> keras.Model:
     compiled: training it (or its ``training_model`` from mel power) runs exactly the detector's input layers in
     training mode, compiled, and almost nothing else."""
     features, window_seconds = config["features"], config["windows"]["window_seconds"]
-    waveform = keras.Input((window_samples(features, window_seconds),), name="waveform")
+    waveform = keras.Input((samples(window_seconds, features["sample_rate"]),), name="waveform")
     x = stages.waveform(waveform) if stages.waveform is not None else waveform
     x = build_front_end(features, stages.power)(x)
     x = stages.spectrogram(x) if stages.spectrogram is not None else x
@@ -154,13 +156,17 @@ class Bench:
                                     fp_window_fraction=windows_cfg["fp_window_fraction"], seed=config["seed"])
         index = build_cache(self.windows, lambda rid: recording_path(data, "train", rid), scratch / "cache.npy",
                             margin_seconds=windows_cfg["margin_seconds"], sample_rate=self.features["sample_rate"])
-        self.cache = WaveformCache(scratch / "cache.npy", index, window_samples(self.features, self.window_seconds))
+        self.cache = WaveformCache(scratch / "cache.npy", index, samples(self.window_seconds, self.features["sample_rate"]))
         self.rows = np.random.default_rng(config["seed"]).permutation(len(self.windows))
         self.test_paths = inference_recordings(data / "test", size.recordings)
 
+    def recipe(self, config: dict[str, Any] | None = None) -> Recipe:
+        """The training recipe of the config, seeded like a training run's."""
+        return Recipe.from_config(config or self.config, self.config["seed"])
+
     def augmentations(self):
         """The configured augmentation stages, seeded like a training run's."""
-        return build_augmentations(self.config["augment"], features=self.features, seed=self.config["seed"])
+        return self.recipe().augmentations
 
     def reference(self, augment: bool) -> Timing:
         """The reference generator on the first `reference_samples` windows, after a warm-up sample through every
@@ -191,10 +197,10 @@ class Bench:
         model = training_model(pipeline, from_mel_power=from_mel_power)
         model.compile(optimizer="sgd", loss="binary_crossentropy")
         cache = mel_power_cache(self.cache, pipeline) if from_mel_power else self.cache
-        jitter = int(self.config["windows"]["margin_seconds"] * self.features["sample_rate"])
+        jitter = samples(self.config["windows"]["margin_seconds"], self.features["sample_rate"])
         batches = WindowBatches(cache, self.rows, np.zeros((len(self.rows), 24), dtype=np.float32), batch_size,
                                 shuffle=augment, seed=self.config["seed"], jitter_samples=jitter if augment else 0,
-                                host_transform=stages.host if augment else None,
+                                augment=LoaderAugmentations(host=stages.host) if augment else None,
                                 max_batches=self.size.pipeline_batches, pad_to_batch=True)
 
         def run() -> None:
@@ -225,18 +231,18 @@ class Bench:
     def _training(self) -> dict[str, Timing]:
         config = {**self.config, "train": {**self.config["train"], "workers": 0}}
         fold = int(self.windows.fold.iloc[0])
-        stages = self.augmentations()
-        from_mel_power = config["train"]["mel_power_cache"] and mel_power_cache_allowed(stages)
+        recipe = self.recipe(config)
+        from_mel_power = recipe.mel_power_cache
         steps, batch_size = self.size.train_steps, config["train"]["batch_size"]
         models, detectors = {}, {}
-        for name, layers in (("real", stages), ("constant", None)):
+        for name in ("real", "constant"):
             make_deterministic(self.config["seed"])
-            detectors[name] = build_model(self.features, config["model"], self.window_seconds, layers)
+            detectors[name] = (recipe_detector(recipe, config["model"]) if name == "real"
+                               else build_model(self.features, config["model"], self.window_seconds))
             models[name] = training_model(detectors[name], config["model"]["frame_loss_weight"], from_mel_power)
             compile_model(models[name], config, steps)
         cache = mel_power_cache(self.cache, detectors["real"]) if from_mel_power else self.cache
-        train, _ = fold_datasets(self.windows, cache, config, fold, stages.host,
-                                 n_frames=frame_count(detectors["real"]))
+        train, _ = fold_datasets(self.windows, cache, config, fold, recipe, n_frames=frame_count(detectors["real"]))
         # Warm up only after both are built: resetting the global seed (make_deterministic) makes TensorFlow trace a
         # compiled train step again, which once put a ~3.5 s retrace into the real-input figure and halved it.
         for name in models:
@@ -285,8 +291,8 @@ class Bench:
                 audio.setdefault(path, clip)
 
         decode = timed(n, decode_all)
-        hop = int(round(predict["hop_seconds"] * rate))
-        windows = np.concatenate([sliding_windows(clip, window_samples(self.features, self.window_seconds), hop)[1]
+        hop = samples(predict["hop_seconds"], rate)
+        windows = np.concatenate([sliding_windows(clip, samples(self.window_seconds, rate), hop)[1]
                                   for clip in audio.values()])
         batch = predict["batch_size"]
         model_only = timed(len(audio), lambda: [predict_batch(model, windows[i:i + batch], batch)

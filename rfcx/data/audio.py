@@ -18,6 +18,12 @@ import soundfile as sf
 PCM_SCALE = np.float32(1.0 / 32768.0)
 
 
+def samples(seconds: float, sample_rate: int) -> int:
+    """Whole samples in `seconds` at `sample_rate`, rounded to the nearest: the one seconds-to-samples conversion of
+    windows, margins, crops and hops (0.1 s at 44.1 kHz is 4410, not the 4409 that truncating 4409.999... gives)."""
+    return int(round(seconds * sample_rate))
+
+
 class AudioError(ValueError):
     """A recording cannot be used: unreadable, or not in the expected format. The message names the file."""
 

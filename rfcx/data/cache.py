@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from rfcx.constants import SAMPLE_RATE
-from rfcx.data.audio import int16_to_float, read_info, read_segment
+from rfcx.data.audio import int16_to_float, read_info, read_segment, samples
 from rfcx.io import atomic_path
-from rfcx.pipeline.runlog import usable_cpu_count
+from rfcx.pipeline.threads import usable_cpu_count
 
 
 def span_starts(windows: pd.DataFrame, span_samples: int, margin_samples: int,
@@ -41,8 +41,8 @@ def build_cache(windows: pd.DataFrame, recording_path: Callable[[str], Path], ou
     into place at the end, so an interrupted build never leaves a cache that looks complete.
     """
     out_path = Path(out_path)
-    window_samples = int(round((windows.end - windows.start).iloc[0] * sample_rate)) if len(windows) else 0
-    margin_samples = int(round(margin_seconds * sample_rate))
+    window_samples = samples((windows.end - windows.start).iloc[0], sample_rate) if len(windows) else 0
+    margin_samples = samples(margin_seconds, sample_rate)
     span_samples = window_samples + 2 * margin_samples
     frames = {rid: read_info(recording_path(rid)).frames for rid in windows.recording_id.unique()}
     starts = span_starts(windows, span_samples, margin_samples, frames, sample_rate)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from rfcx.constants import BOX_COLUMNS, N_SPECIES, RECORDING_SECONDS, SAMPLE_RATE, SUBMISSION_COLUMNS
 from rfcx.data.audio import AudioError, decode_fully, read_info
-from rfcx.pipeline.runlog import usable_cpu_count
+from rfcx.pipeline.threads import usable_cpu_count
 
 #: A recording id must be a plain file name: no separators, no `..`, not absolute.
 _PLAIN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -1,1 +1,2 @@
-"""The model families: the CNN detector with its features, backbones, losses, metrics and augmentations; the probe."""
+"""The model families: the CNN detector with its training recipe, features, backbones, losses, metrics and
+augmentations; the probe."""

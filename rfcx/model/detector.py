@@ -24,14 +24,11 @@ import keras
 
 from rfcx.constants import N_SPECIES
 from rfcx.model.augment import AugmentationStages
+from rfcx.data.audio import samples
 from rfcx.model.backbones import BACKBONES
 from rfcx.model.features import BandFloor, FrequencyChannel, LogMelSpectrogram, MelPowerImage, MinMaxScale, NoiseGate
 from rfcx.model.losses import FrameLoss
-
-
-def window_samples(features: dict[str, Any], window_seconds: float) -> int:
-    """Samples in one model input window."""
-    return int(round(window_seconds * features["sample_rate"]))
+from rfcx.model.recipe import Recipe
 
 
 def build_front_end(features: dict[str, Any], augment: keras.layers.Layer | None = None) -> LogMelSpectrogram:
@@ -214,7 +211,7 @@ def zero_init_residual_branches(network: keras.Model) -> None:
 def build_model(features: dict[str, Any], model: dict[str, Any], window_seconds: float,
                 augmentations: AugmentationStages | None = None) -> keras.Model:
     """The whole detector as one functional Keras model taking (batch, samples) float32 audio."""
-    waveform = keras.Input((window_samples(features, window_seconds),), name="waveform", dtype="float32")
+    waveform = keras.Input((samples(window_seconds, features["sample_rate"]),), name="waveform", dtype="float32")
     x = waveform
     if augmentations is not None and augmentations.waveform is not None:
         x = augmentations.waveform(x)
@@ -232,6 +229,11 @@ def build_model(features: dict[str, Any], model: dict[str, Any], window_seconds:
     head = sed_head if model["head"] == "sed" else reference_head
     scores = head(backbone(x), model)
     return keras.Model(waveform, scores, name=f"rfcx_{model['backbone']}")
+
+
+def recipe_detector(recipe: Recipe, model: dict[str, Any]) -> keras.Model:
+    """The detector a training recipe trains: its window, front end and in-model augmentation stages."""
+    return build_model(dict(recipe.features), model, recipe.geometry.window_seconds, recipe.augmentations)
 
 
 def low_resolution_detector(detector: keras.Model, factor: tuple[int, int]) -> keras.Model:

@@ -1,1 +1,2 @@
-"""The workflow glue and the run's environment: stages, code inputs, config, logs, GPU slots, plots and backends."""
+"""The workflow glue and the run's environment: stages, code inputs, config, job logs and threads, GPU slots, plots
+and backends."""

@@ -71,7 +71,7 @@ def distribution_scope(kind: str, batch_size: int) -> Iterator[int]:
     weights and a slice of every batch of `batch_size` windows, gradients averaged across them. Yields the number of
     devices. TensorFlow uses tf.distribute.MirroredStrategy (which also splits a smaller last batch unevenly), JAX
     keras.distribution.DataParallel, which shards every batch evenly: training then pads short last batches with
-    masked windows (rfcx.training.loader.padded_batch)."""
+    masked windows (rfcx.data.batches.padded_batch)."""
     if kind == "none":
         yield 1
         return

@@ -55,7 +55,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
 def data_dir(config: dict[str, Any]) -> Path:
     """The dataset folder a config selects: `data_dir` itself, or for "synthetic" the embedded dataset's folder under
     synth.root, one per scale and seed. The one place this is worked out: the workflow's DATA (common.smk), the
-    benchmarks and the rule scripts (through their dataset inputs, rfcx.pipeline.runlog.data_dir) all get it from
+    benchmarks and the rule scripts (through their dataset inputs, rfcx.pipeline.job.data_dir) all get it from
     here."""
     if config["data_dir"] != "synthetic":
         return Path(config["data_dir"])

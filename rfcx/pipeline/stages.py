@@ -70,10 +70,10 @@ def build_cache(data_dir: str | Path, windows_path: str | Path, cache_path: str 
 
 def open_cache(cache_path: str | Path, index_path: str | Path, features: dict[str, Any], window_seconds: float):
     """The waveform cache for reading windows of `window_seconds`."""
+    from rfcx.data.audio import samples
     from rfcx.data.cache import WaveformCache
-    from rfcx.model.detector import window_samples
 
-    return WaveformCache(Path(cache_path), pd.read_parquet(index_path), window_samples(features, window_seconds))
+    return WaveformCache(Path(cache_path), pd.read_parquet(index_path), samples(window_seconds, features["sample_rate"]))
 
 
 def train(windows_path: str | Path, cache_path: str | Path, index_path: str | Path, out_dir: str | Path, *,
@@ -102,6 +102,7 @@ def predict_oof(model_path: str | Path, windows_path: str | Path, cache_path: st
     """Score fold `fold`'s validation windows (those centred on a tp call) with that fold's model; write window, fold,
     truth t* and scores s*.
     Each window's score is the mean over crops shifted by `crop_shifts_seconds` (see predict_cached_windows)."""
+    from rfcx.data.audio import samples
     from rfcx.data.windows import label_matrix
     from rfcx.model.detector import load_detector
     from rfcx.prediction.predict import predict_cached_windows
@@ -109,7 +110,7 @@ def predict_oof(model_path: str | Path, windows_path: str | Path, cache_path: st
     windows = pd.read_parquet(windows_path)
     held_out = windows[(windows.fold == fold) & (windows.source != "fp")]  # the calls, as training validates on
     cache = open_cache(cache_path, index_path, features, window_seconds)
-    shifts = [int(round(shift * features["sample_rate"])) for shift in crop_shifts_seconds]
+    shifts = [samples(shift, features["sample_rate"]) for shift in crop_shifts_seconds]
     scores = predict_cached_windows(load_detector(model_path), cache, held_out.window_id.to_numpy(), batch_size,
                                     shifts)
     oof = held_out[["window_id", "recording_id", "fold", "start", "end", "species_id"]].reset_index(drop=True)
@@ -300,8 +301,8 @@ def plot_augmentations(windows_path: str | Path, cache_path: str | Path, index_p
                        figure_path: str | Path, *, features: dict[str, Any], augment: list[dict[str, Any]],
                        window_seconds: float, seed: int) -> None:
     """The log-mel of one training window as the model sees it, and again after each configured augmentation."""
-    from rfcx.model.augment import augmentation_leaves, build_augmentations
     from rfcx.model.detector import band_floor, build_front_end, noise_gate
+    from rfcx.model.recipe import each_augmentation_alone
     from rfcx.pipeline.plots import plot_mel_grid
 
     cache = open_cache(cache_path, index_path, features, window_seconds)
@@ -316,8 +317,7 @@ def plot_augmentations(windows_path: str | Path, cache_path: str | Path, index_p
         gate = noise_gate(features)
         if gate is not None:
             images[f"noise gate\n({gate.gate_db:g} dB above the floor)"] = np.asarray(gate(floored))[0, :, :, 0]
-    for leaf in augmentation_leaves(augment):
-        stages = build_augmentations([leaf], features=features, seed=seed)
+    for leaf, stages in each_augmentation_alone(augment, features, seed):
         audio = waveform
         if stages.host is not None:
             audio = stages.host(audio[0], np.random.default_rng(seed))[None].astype(np.float32)

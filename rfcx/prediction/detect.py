@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from rfcx.constants import SAMPLE_RATE, SPECIES_COLUMNS
 from rfcx.data.archive import build_manifest, output_stem, read_manifest
-from rfcx.data.audio import AudioError, AudioInfo, read_info, stream_blocks
+from rfcx.data.audio import AudioError, AudioInfo, read_info, samples, stream_blocks
 from rfcx.io import file_sha256, write_csv, write_json, write_parquet
 from rfcx.model.detector import load_detector
 from rfcx.model.features import LogMelSpectrogram
@@ -144,14 +144,14 @@ def fixed_geometry(sample_rate: int, window: int | None, window_seconds: float |
     """Window and hop in samples for models that take `window` samples (None: any length, so `window_seconds`
     must say); the hop is `default_hop`, else half the window, unless `hop_seconds` is given."""
     if window_seconds is not None:
-        asked = int(round(window_seconds * sample_rate))
+        asked = samples(window_seconds, sample_rate)
         if window is not None and asked != window:
             raise ValueError(f"--window-seconds {window_seconds} does not match the models' input of "
                              f"{window / sample_rate:g} s ({window} samples)")
         window = asked
     if window is None:
         raise ValueError("the models take any input length: give --window-seconds")
-    hop = (default_hop or window // 2) if hop_seconds is None else int(round(hop_seconds * sample_rate))
+    hop = (default_hop or window // 2) if hop_seconds is None else samples(hop_seconds, sample_rate)
     if hop <= 0:
         raise ValueError(f"hop must be positive, got {hop_seconds} s")
     return Geometry(sample_rate, window, hop)

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 
 from rfcx.constants import N_SPECIES, SPECIES_COLUMNS
-from rfcx.data.audio import int16_to_float, read_segment
+from rfcx.data.audio import int16_to_float, read_segment, samples
 from rfcx.data.cache import WaveformCache
-from rfcx.pipeline.runlog import usable_cpu_count
-from rfcx.training.loader import pad_rows
+from rfcx.pipeline.threads import usable_cpu_count
+from rfcx.data.batches import pad_rows
 
 
 def predict_cached_windows(model: keras.Model, cache: WaveformCache, rows: np.ndarray, batch_size: int = 64,
@@ -145,8 +145,8 @@ def predict_recordings(model: keras.Model, paths: dict[str, Path], *, sample_rat
     Windows of consecutive recordings are packed into full batches (see WindowScorer), so no batch but the last is
     padded: 60 s recordings give 23 windows each at a 5 s window and 2.5 s hop, which a batch of 64 does not divide.
     """
-    window_samples = int(round(window_seconds * sample_rate))
-    hop_samples = int(round(hop_seconds * sample_rate))
+    window_samples = samples(window_seconds, sample_rate)
+    hop_samples = samples(hop_seconds, sample_rate)
     scorer = WindowScorer(model, batch_size)
     frames: list[pd.DataFrame] = []
 

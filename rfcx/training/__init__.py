@@ -1,1 +1,2 @@
-"""Training: fitting the detector, its batch loader, confuser mixing and pseudo-labels."""
+"""Training a fold: its data and loader, phases and optimizer, checkpoints, and pseudo-labels (the recipe it follows
+is rfcx.model.recipe)."""

@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import keras
 import numpy as np
 import pandas as pd
 
 from rfcx.constants import N_SPECIES
+from rfcx.data.batches import padded_batch
 from rfcx.data.cache import StackedCache, WaveformCache
 from rfcx.data.mel_cache import MelPowerCache
 from rfcx.data.windows import label_matrix
-from rfcx.training.confuser_mix import ConfuserMix
-
-HostTransform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
-BatchTransform = Callable[[np.ndarray, list[np.ndarray], np.random.Generator], tuple[np.ndarray, list[np.ndarray]]]
+from rfcx.model.recipe import LoaderAugmentations
 
 
 def window_targets(windows: pd.DataFrame, unlabelled: str = "negative", labels: str = "multi") -> np.ndarray:
@@ -94,24 +92,6 @@ class FrameBoxes:
         return out
 
 
-def pad_rows(array: np.ndarray, size: int, value: float) -> np.ndarray:
-    """`array` with rows of `value` appended up to `size` rows (unchanged when it has that many already)."""
-    extra = size - len(array)
-    if extra <= 0:
-        return array
-    return np.concatenate([array, np.full((extra, *array.shape[1:]), value, dtype=array.dtype)])
-
-
-def padded_batch(inputs: dict[str, np.ndarray], targets: list[np.ndarray],
-                 size: int) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
-    """A short batch filled up to `size` with silent windows (every input zero) whose every target is unknown (-1):
-    the masked losses give them zero loss and LWLRAP counts no positive in them, so they change no gradient and no
-    score. Data-parallel training needs it where every batch must split evenly over the devices (JAX shards batches,
-    it cannot split a short last batch unevenly as TensorFlow does)."""
-    return ({name: pad_rows(array, size, 0.0) for name, array in inputs.items()},
-            [pad_rows(target, size, -1.0) for target in targets])
-
-
 class WindowBatches(keras.utils.PyDataset):
     """Batches of (waveforms, targets) for a set of cached windows.
 
@@ -122,17 +102,17 @@ class WindowBatches(keras.utils.PyDataset):
 
     The inputs are the cache's: waveforms from a waveform cache, {"power", "signal_power"} from a mel-power cache
     (``rfcx.data.mel_cache``, whose crops start on the hop grid). With `frame_boxes` (frame-wise training of the SED
-    head) they are a dict with "frame_targets" too, following each crop's actual start. `batch_transform` (Mixup) mixes
-    waveforms and targets of a training batch; `confusers` adds fp-centred windows to training examples
-    (``rfcx.training.confuser_mix``).
+    head) they are a dict with "frame_targets" too, following each crop's actual start. `augment` holds the
+    training recipe's loader augmentations (``rfcx.model.recipe.LoaderAugmentations``) in their order: confuser
+    mixing on the cache's inputs, host transforms per clip, then Mixup on waveforms and targets; the two mixes run
+    on shuffled (training) batches only.
     """
 
     def __init__(self, cache: WaveformCache | StackedCache | MelPowerCache, rows: np.ndarray, targets: np.ndarray,
                  batch_size: int, *,
                  shuffle: bool = False, seed: int = 0, jitter_samples: int = 0,
-                 host_transform: HostTransform | None = None, max_batches: int = 0,
-                 frame_boxes: FrameBoxes | None = None, batch_transform: BatchTransform | None = None,
-                 confusers: ConfuserMix | None = None, pad_to_batch: bool = False, **kwargs):
+                 augment: LoaderAugmentations | None = None, max_batches: int = 0,
+                 frame_boxes: FrameBoxes | None = None, pad_to_batch: bool = False, **kwargs):
         super().__init__(**kwargs)
         if len(rows) != len(targets):
             raise ValueError(f"{len(rows)} rows but {len(targets)} targets")
@@ -145,15 +125,13 @@ class WindowBatches(keras.utils.PyDataset):
         self.shuffle = shuffle
         self.seed = seed
         self.jitter_samples = jitter_samples
-        self.host_transform = host_transform
+        self.augment = augment or LoaderAugmentations()
         self.max_batches = max_batches
         if frame_boxes is not None and len(frame_boxes.species) != len(self.rows):
             raise ValueError(f"{len(self.rows)} rows but boxes for {len(frame_boxes.species)}")
-        if frame_boxes is not None and confusers is not None:
+        if frame_boxes is not None and self.augment.overlay is not None:
             raise ValueError("confuser mixing does not follow frame-wise targets (model.head: sed)")
         self.frame_boxes = frame_boxes
-        self.confusers = confusers
-        self.batch_transform = batch_transform
         self.pad_to_batch = pad_to_batch
         self.epoch = 0
         self.order = self._order_for(self.epoch)
@@ -182,16 +160,16 @@ class WindowBatches(keras.utils.PyDataset):
             jitter = rng.integers(-self.jitter_samples, self.jitter_samples + 1, size=len(picked))
         inputs = self.read(self.rows[picked], jitter)
         targets = [self.targets[picked]]
-        if self.shuffle and self.confusers is not None:
-            inputs, targets[0] = self.confusers(self.read, inputs, targets[0], rng)
-        if self.host_transform is not None:
-            inputs["waveform"] = np.stack([self.host_transform(clip, rng)
-                                           for clip in inputs["waveform"]]).astype(np.float32)
+        augment = self.augment
+        if self.shuffle and augment.overlay is not None:
+            inputs, targets[0] = augment.overlay(self.read, inputs, targets[0], rng)
+        if augment.host is not None:
+            inputs["waveform"] = np.stack([augment.host(clip, rng) for clip in inputs["waveform"]]).astype(np.float32)
         if self.frame_boxes is not None:
             shift = self.crop_shift(self.rows[picked], jitter) / self.cache_rate()
             targets.append(self.frame_boxes.targets(picked, shift))
-        if self.shuffle and self.batch_transform is not None:
-            inputs["waveform"], targets = self.batch_transform(inputs["waveform"], targets, rng)
+        if self.shuffle and augment.batch is not None:
+            inputs["waveform"], targets = augment.batch(inputs["waveform"], targets, rng)
         if self.pad_to_batch and len(picked) < self.batch_size:
             inputs, targets = padded_batch(inputs, targets, self.batch_size)
         if self.frame_boxes is not None:

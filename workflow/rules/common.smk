@@ -7,7 +7,7 @@ from snakemake.utils import validate
 
 from rfcx.pipeline.codedeps import script_code
 from rfcx.pipeline.config import data_dir
-from rfcx.pipeline.runlog import model_job_threads, training_threads
+from rfcx.pipeline.threads import model_job_threads, training_threads
 
 
 validate(config, "../schemas/config.schema.yaml")

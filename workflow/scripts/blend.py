@@ -1,6 +1,7 @@
 """Snakemake script: the submission of several model families, weighted on out-of-fold whole recordings."""
 from rfcx.pipeline import stages
-from rfcx.pipeline.runlog import data_dir, logged
+from rfcx.pipeline.job import data_dir
+from rfcx.pipeline.runlog import logged
 
 with logged(snakemake.log[0]):
     stages.blend(dict(snakemake.params.oof), dict(snakemake.params.test), data_dir(snakemake),

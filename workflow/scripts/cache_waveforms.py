@@ -1,6 +1,7 @@
 """Snakemake script: decode every training window once into the waveform cache."""
 from rfcx.pipeline import stages
-from rfcx.pipeline.runlog import data_dir, logged
+from rfcx.pipeline.job import data_dir
+from rfcx.pipeline.runlog import logged
 
 with logged(snakemake.log[0], threads=snakemake.threads):
     stages.build_cache(data_dir(snakemake), snakemake.input.windows, snakemake.output.cache,

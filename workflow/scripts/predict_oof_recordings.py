@@ -1,7 +1,8 @@
 """Snakemake script: a fold's held-out train recordings scored whole, as the test recordings are, by that fold's model."""
 from rfcx.pipeline import stages
 from rfcx.pipeline.gpu_slots import claim_gpus
-from rfcx.pipeline.runlog import data_dir, logged
+from rfcx.pipeline.job import data_dir
+from rfcx.pipeline.runlog import logged
 
 with logged(snakemake.log[0], threads=snakemake.threads), claim_gpus(snakemake.resources.get("gpu", 0)):
     stages.predict_oof_recordings(snakemake.input.model, data_dir(snakemake), snakemake.input.folds,

@@ -1,6 +1,7 @@
 """Snakemake script: one fold's probe on its held-out windows and recordings, and on the test recordings."""
 from rfcx.pipeline import stages
-from rfcx.pipeline.runlog import data_dir, logged
+from rfcx.pipeline.job import data_dir
+from rfcx.pipeline.runlog import logged
 
 with logged(snakemake.log[0], threads=1):
     stages.predict_probe(snakemake.input.probe, (snakemake.input.train_vectors, snakemake.input.train_index),

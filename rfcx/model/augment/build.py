@@ -1,5 +1,7 @@
 """Turn the ``augment:`` list of config.yaml into the three places augmentations run.
 
+* ``overlay``: another window's audio added to a training window by the data loader, first of all (ConfuserMix, see
+  ``rfcx.model.augment.confuser``: it reads the fold's fp-centred windows, which only the loader has).
 * ``host``: per-clip numpy callables run by the data loader (transforms with no device equivalent,
   e.g. the librosa pitch shift); they see the raw clip first.
 * ``waveform``: a Keras layer on (batch, samples), in the model before the log-mel front end.
@@ -12,7 +14,7 @@
 
 The list is a top-level Compose. Each entry goes to the stage its type (and, for PitchShift, its ``method``, for
 the noises, TimeShift and VolumeControl, their ``domain``) belongs to; the order within a stage is kept, stages run
-host -> batch -> waveform -> power -> spectrogram.
+overlay -> host -> batch -> waveform -> power -> spectrogram.
 A transform type is one entry in ``TRANSFORMS`` (its parameters with defaults and descriptions, and
 a builder), from which both the parser and ``AUGMENT_SCHEMA`` are derived: adding Mixup or another
 spectrogram layer is one entry there.
@@ -28,6 +30,7 @@ import keras
 import numpy as np
 
 from rfcx.model.augment import compose, reference
+from rfcx.model.augment.confuser import ConfuserOverlay
 from rfcx.model.augment.mixup import Mixup
 from rfcx.model.augment.power import SpectralNoiseSNR, SpectralTimeShift, SpectralVolumeControl
 from rfcx.model.augment.reference import NOISE_LEVELS, PADDING_MODES, VOLUME_MODES, HostTransform
@@ -35,9 +38,11 @@ from rfcx.model.augment.spectrogram import MelPitchShift, SpecAugment
 from rfcx.model.augment.waveform import GaussianNoiseSNR, PinkNoiseSNR, TimeShift, VolumeControl
 from rfcx.model.features import mel_center_frequencies
 
-Stage = Literal["host", "batch", "waveform", "power", "spectrogram"]
+Stage = Literal["overlay", "host", "batch", "waveform", "power", "spectrogram"]
 #: The order in which stages run on a clip.
-STAGES: tuple[Stage, ...] = ("host", "batch", "waveform", "power", "spectrogram")
+STAGES: tuple[Stage, ...] = ("overlay", "host", "batch", "waveform", "power", "spectrogram")
+#: Stages that combine a window with other windows: one top-level entry each, never inside OneOf or a gated Compose.
+WHOLE_BATCH_STAGES: dict[Stage, str] = {"overlay": "ConfuserMix", "batch": "Mixup"}
 PITCH_METHODS: tuple[str, ...] = ("mel", "librosa")
 DOMAINS: tuple[str, ...] = ("spectrogram", "waveform")
 #: The front-end settings (``features`` keys) that building the augmentations depends on.
@@ -53,6 +58,7 @@ class AugmentationStages:
     spectrogram: keras.layers.Layer | None = None
     host: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None
     batch: Mixup | None = None
+    overlay: ConfuserOverlay | None = None
 
 
 @dataclass(frozen=True)
@@ -257,6 +263,20 @@ TRANSFORMS: dict[str, TransformType] = {
         },
         lambda params, ctx: Built("batch", Mixup(**params)),
     ),
+    "ConfuserMix": TransformType(
+        "Add the audio of a random fp-centred window of the training folds (a confuser, windows.fp_window_fraction "
+        "makes them) to a training window, targets united, in the data loader before the other augmentations. The "
+        "fp-centred windows are then only mixed in, never trained on alone, so they take no batch slots from the "
+        "calls. Not with model.head: sed (its frame targets would not follow the mix). A dataset without fp windows "
+        "trains without it, with a message.",
+        {
+            "p": Param(0.5, "Probability that a training window gets a confuser (drawn per window).", _PROBABILITY),
+            "gain_db": Param([-6.0, 0.0], "Range of the confuser's gain in dB, [low, high], drawn uniformly per "
+                             "window (0 dB: as recorded).",
+                             {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2}),
+        },
+        lambda params, ctx: Built("overlay", ConfuserOverlay(params["p"], tuple(params["gain_db"]))),
+    ),
 }
 
 #: Combinators take child entries; they are parsed recursively rather than built from keys alone.
@@ -289,9 +309,9 @@ def _params(entry: Mapping[str, Any], allowed: Mapping[str, Param], where: str) 
 def _combine(kind: str, stage: Stage, transforms: list[Any], params: Mapping[str, Any], ctx: BuildContext) -> Built:
     """A Compose/OneOf of the given transforms, as a Keras layer or, for the host stage, in numpy."""
     gating = {"p": params["p"], "always_apply": params["always_apply"]}
-    if stage == "batch":
-        raise ValueError("Mixup mixes whole batches: it must be a top-level entry of augment, at most once "
-                         "(not inside OneOf or a gated Compose)")
+    if stage in WHOLE_BATCH_STAGES:
+        raise ValueError(f"{WHOLE_BATCH_STAGES[stage]} mixes other windows into a batch's: it must be a top-level "
+                         "entry of augment, at most once (not inside OneOf or a gated Compose)")
     if stage == "host":
         host_cls = reference.Compose if kind == "Compose" else reference.OneOf
         p = 1.0 if gating["always_apply"] else gating["p"]
@@ -308,10 +328,10 @@ def _common_stage(builts: list[Built], where: str, kind: str) -> Stage:
     if len(stages) > 1:
         raise ValueError(
             f"{where}: {kind} mixes {' and '.join(stages)} transforms, which run in different places "
-            "(host -> waveform -> power -> spectrogram) and cannot share one per-clip decision; keep them in one "
-            "stage (the noises, TimeShift and VolumeControl run on the mel power with domain: spectrogram, the "
-            "default, and on the audio with domain: waveform; PitchShift with method: mel and SpecAugment run on the "
-            "dB image; PitchShift with method: librosa is a host transform)"
+            "(overlay -> host -> batch -> waveform -> power -> spectrogram) and cannot share one per-clip decision; "
+            "keep them in one stage (the noises, TimeShift and VolumeControl run on the mel power with domain: "
+            "spectrogram, the default, and on the audio with domain: waveform; PitchShift with method: mel and "
+            "SpecAugment run on the dB image; PitchShift with method: librosa is a host transform)"
         )
     return stages[0]
 
@@ -419,7 +439,8 @@ AUGMENT_SCHEMA: dict[str, Any] = {
         "on the mel power inside the front end (domain: spectrogram, the default) or on the audio before it "
         "(domain: waveform), spectrogram transforms (PitchShift method mel, SpecAugment) on the dB "
         "mel image after it, host transforms (PitchShift method librosa) per clip in the data loader first, "
-        "Mixup on whole batches in the data loader after them. "
+        "Mixup on whole batches in the data loader after them; ConfuserMix adds another window's audio in the data "
+        "loader before all of them. "
         "Validation and prediction are never augmented."
     ),
     "default": [],
@@ -429,10 +450,10 @@ AUGMENT_SCHEMA: dict[str, Any] = {
 
 def augmentation_leaves(spec: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every single transform in an augmentation spec (inside OneOf/Compose too), forced on, to show or warm
-    up each alone. Mixup is left out: it mixes two windows of a batch, there is no one-window picture of it."""
+    up each alone. Mixup and ConfuserMix are left out: they mix in other windows, there is no one-window picture."""
     leaves = []
     for entry in spec:
-        if entry["type"] == "Mixup":
+        if entry["type"] in WHOLE_BATCH_STAGES.values():
             continue
         if entry["type"] in ("OneOf", "Compose"):
             leaves += augmentation_leaves(entry.get("transforms", []))

@@ -1,4 +1,5 @@
-"""Confuser mixing: train on tp windows with a false-positive sound added, instead of on fp windows alone.
+"""Confuser mixing (augmentation ``ConfuserMix``): train on tp windows with a false-positive sound added, instead of on
+fp windows alone.
 
 Why. On whole recordings most ranking errors come from confusers, sounds in a species' band that are not that species
 (the train_fp boxes): a wrongly top-ranked species' best window often lies on an fp box. Windows centred on fp boxes,
@@ -25,7 +26,33 @@ import numpy as np
 
 from rfcx.model.augment.mixup import mix_targets
 
-__all__ = ["ConfuserMix"]
+__all__ = ["ConfuserMix", "ConfuserOverlay"]
+
+
+@dataclass(frozen=True)
+class ConfuserOverlay:
+    """The configured augmentation (an ``augment:`` entry of type ConfuserMix), before a fold names its confusers:
+    `bind` gives the ConfuserMix that the fold's data loader runs, first among its augmentations (the overlay stage,
+    rfcx.model.augment.build), like OpenSoundscape's Overlay action in its preprocessor.
+
+    Args:
+        p: probability that a training window gets a confuser.
+        gain_db: (low, high) range of the confuser's gain in dB, drawn uniformly per window (0 dB: as recorded).
+    """
+
+    p: float
+    gain_db: tuple[float, float] = (-6.0, 0.0)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"confuser mix: p must be in [0, 1], got {self.p!r}")
+        if len(self.gain_db) != 2 or self.gain_db[0] > self.gain_db[1]:
+            raise ValueError(f"confuser mix: gain_db must be [low, high] with low <= high, got {list(self.gain_db)}")
+
+    def bind(self, rows: np.ndarray, targets: np.ndarray, jitter_samples: int = 0) -> ConfuserMix:
+        """The mixing of this fold: confusers drawn from cache `rows` (the training folds' fp-centred windows) with
+        their `targets`, each crop jittered as the training windows are."""
+        return ConfuserMix(rows, targets, self.p, tuple(self.gain_db), jitter_samples)
 
 
 @dataclass(frozen=True)
