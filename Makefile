@@ -95,7 +95,7 @@ realaudio: $(STAMP) $(REALAUDIO)/test_truth.csv
 # The CNN alone, the probe alone and the blend on the real-audio data, side by side -> benchmarks/QUALITY-realaudio.md
 quality-realaudio: $(STAMP) $(REALAUDIO)/test_truth.csv
 	$(BIN)/python -m pip install --quiet -r requirements-embedding.txt
-	$(BIN)/rfcx quality --data-dir $(REALAUDIO) --recipes probe,blend --work-dir benchmarks/quality-runs/realaudio \
+	$(BIN)/rfcx quality --data-dir $(REALAUDIO) --folds 5 --recipes probe,blend --work-dir benchmarks/quality-runs/realaudio \
 		--markdown benchmarks/QUALITY-realaudio.md
 
 clean:
