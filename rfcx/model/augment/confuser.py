@@ -29,6 +29,14 @@ from rfcx.model.augment.mixup import mix_targets
 __all__ = ["ConfuserMix", "ConfuserOverlay"]
 
 
+def check_settings(p: float, gain_db: tuple[float, float]) -> None:
+    """Raise ValueError unless `p` is a probability and `gain_db` a [low, high] range."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"confuser mix: p must be in [0, 1], got {p!r}")
+    if len(gain_db) != 2 or gain_db[0] > gain_db[1]:
+        raise ValueError(f"confuser mix: gain_db must be [low, high] with low <= high, got {list(gain_db)}")
+
+
 @dataclass(frozen=True)
 class ConfuserOverlay:
     """The configured augmentation (an ``augment:`` entry of type ConfuserMix), before a fold names its confusers:
@@ -44,10 +52,7 @@ class ConfuserOverlay:
     gain_db: tuple[float, float] = (-6.0, 0.0)
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.p <= 1.0:
-            raise ValueError(f"confuser mix: p must be in [0, 1], got {self.p!r}")
-        if len(self.gain_db) != 2 or self.gain_db[0] > self.gain_db[1]:
-            raise ValueError(f"confuser mix: gain_db must be [low, high] with low <= high, got {list(self.gain_db)}")
+        check_settings(self.p, self.gain_db)
 
     def bind(self, rows: np.ndarray, targets: np.ndarray, jitter_samples: int = 0) -> ConfuserMix:
         """The mixing of this fold: confusers drawn from cache `rows` (the training folds' fp-centred windows) with
@@ -74,10 +79,7 @@ class ConfuserMix:
     jitter_samples: int = 0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.p <= 1.0:
-            raise ValueError(f"confuser mix: p must be in [0, 1], got {self.p!r}")
-        if self.gain_db[0] > self.gain_db[1]:
-            raise ValueError(f"confuser mix: gain_db low {self.gain_db[0]} is above high {self.gain_db[1]}")
+        check_settings(self.p, self.gain_db)
         if len(self.rows) == 0:
             raise ValueError("confuser mix: no fp-centred windows in the training folds to mix in "
                              "(set windows.fp_window_fraction above 0)")
