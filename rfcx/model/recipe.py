@@ -53,10 +53,6 @@ class WindowGeometry:
         return self.samples(self.window_seconds)
 
     @property
-    def margin_samples(self) -> int:
-        return self.samples(self.margin_seconds)
-
-    @property
     def jitter_samples(self) -> int:
         """The largest random shift of a training crop: the random crop, kept within the cached margin."""
         return self.samples(min(self.random_crop_seconds, self.margin_seconds))
@@ -113,8 +109,8 @@ class Recipe:
 def each_augmentation_alone(augment: Sequence[Mapping[str, Any]], features: Mapping[str, Any],
                             seed: int) -> Iterator[tuple[dict[str, Any], AugmentationStages]]:
     """Every single transform of an ``augment:`` list (inside OneOf and Compose too), forced on, with the stages it
-    alone builds: what the report's augmentation figure draws and the throughput benchmark warms up. The mixes of
-    several windows (Mixup, ConfuserMix) have no one-window picture and are left out."""
+    alone builds: what the report's augmentation figure draws. The mixes of several windows (Mixup, ConfuserMix)
+    have no one-window picture and are left out."""
     for leaf in augmentation_leaves(list(augment)):
         yield leaf, build_augmentations([leaf], features=features, seed=seed)
 
